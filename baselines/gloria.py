@@ -1,0 +1,296 @@
+"""GLoRIA (Huang et al., ICCV 2021): global + attention-based local image-report contrast.
+
+Matches ``gloria/loss/gloria_loss.py`` of marshuang80/gloria (as ``GLoRIA.calc_loss`` calls it),
+vectorised over the batch:
+
+- global: G[j, i] = temp3 * cos(image_j, text_i); cross-entropy over rows (image -> text) and
+  over columns (text -> image).
+- local, for every text i and *every* image j of the batch: a1 = softmax over the words of the raw
+  dot products region . word; a2 = softmax over the regions of temp1 * a1; context c_t = sum_p a2 v_p;
+  R(i, j) = log sum_t exp(temp2 * cos(e_t, c_t)); logits[j, i] = temp3 * R(i, j); symmetric
+  cross-entropy. The temperatures are multipliers, as in the official code.
+
+The local term costs O(B^2 L P D) time and O(B^2 L P) memory. ``chunk_size`` computes it a block of
+images at a time under activation checkpointing, so that memory is O(B * chunk * L * P) in both
+passes (the block is recomputed in backward).
+
+Word slots: the official local loss uses [CLS] + the words (``cap_len = n + 1``), not [SEP]. The
+model of this project gives words only (``text_tokens`` has no [CLS] slot); :class:`GLoRIALoss`
+puts a [CLS] slot back in front (``include_cls=True``, the default, to match the official method),
+filled with ``text_cls_token`` when the model provides it, else with ``text_features``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from sista_kit.losses.registry import register_loss
+
+from ._checks import check_float, check_mask, same_size
+
+
+def _cosine_logits(a: Tensor, b: Tensor, eps: float) -> Tensor:
+    """cos(a_j, b_i) for all pairs, with the official clamp max(|a||b|, eps); (Ba, Bb)."""
+    norms = a.norm(dim=-1)[:, None] * b.norm(dim=-1)[None, :]
+    return (a @ b.t()) / norms.clamp(min=eps)
+
+
+def _local_block(
+    regions: Tensor,
+    words: Tensor,
+    mask: Tensor,
+    offset: int,
+    temp1: float,
+    temp2: float,
+    eps: float,
+    want_attention: bool,
+) -> tuple[Tensor, Tensor | None]:
+    """R(i, j) for the images ``regions`` (a block of Bc images) against every text.
+
+    Args:
+        regions: (Bc, P, D) region features of images offset .. offset + Bc - 1.
+        words: (B, L, D) word features, zero at unused slots.
+        mask: (B, L) bool, True = used slot.
+
+    Returns:
+        R laid out [j, i] of shape (Bc, B), and when ``want_attention`` the region attention of each
+        image's own text, (Bc, L, P), zero on unused slots.
+    """
+    n_img, n_reg, dim = regions.shape
+    n_txt, n_words, _ = words.shape
+    # dots[j, p, i, t] = v_{j,p} . e_{i,t}: one GEMM, words last so the word softmax is contiguous.
+    dots = (regions.reshape(n_img * n_reg, dim) @ words.reshape(n_txt * n_words, dim).t()).view(
+        n_img, n_reg, n_txt, n_words
+    )
+    unused = torch.zeros(mask.shape, dtype=dots.dtype, device=dots.device).masked_fill_(~mask, float("-inf"))
+    a1 = torch.softmax(dots + unused, dim=3)  # over the used words
+    a2 = torch.softmax(a1 * temp1, dim=1)  # over regions
+    # context[j, (i, t)] = sum_p a2[j, p, i, t] v_{j,p}
+    context = torch.bmm(a2.view(n_img, n_reg, n_txt * n_words).transpose(1, 2), regions)
+    context = context.view(n_img, n_txt, n_words, dim)
+    num = (context * words[None]).sum(dim=-1)
+    den = (context.norm(dim=-1) * words.norm(dim=-1)[None]).clamp(min=eps)
+    sim = (temp2 * num / den).masked_fill(~mask[None], float("-inf"))
+    r = torch.logsumexp(sim, dim=2)
+    attention = None
+    if want_attention:
+        own = torch.arange(n_img, device=regions.device)
+        attention = a2[own, :, own + offset].masked_fill(~mask[offset : offset + n_img, None, :], 0.0)
+        attention = attention.transpose(1, 2)
+    return r, attention
+
+
+def gloria_local_similarity(
+    image_tokens: Tensor,
+    text_tokens: Tensor,
+    text_mask: Tensor,
+    *,
+    temp1: float = 4.0,
+    temp2: float = 5.0,
+    eps: float = 1e-8,
+    chunk_size: int | None = None,
+    return_attention: bool = False,
+) -> tuple[Tensor, Tensor | None]:
+    """GLoRIA's aggregated local similarity R(i, j) for all text/image pairs, laid out [j, i].
+
+    Args:
+        image_tokens: (B, P, D) region features (unnormalised).
+        text_tokens: (B, L, D) word features; slots where ``text_mask`` is False are ignored and get
+            an exact zero gradient.
+        text_mask: (B, L) bool, True = slot used by the loss.
+        chunk_size: images per block (checkpointed when gradients are needed); None = one block.
+        return_attention: also return a2 of each text over its own image, (B, L, P).
+
+    Returns:
+        (R of shape (B_images, B_texts), attention maps or None).
+    """
+    words = text_tokens.masked_fill(~text_mask[..., None], 0.0)
+    n_img = image_tokens.shape[0]
+    if chunk_size is None or chunk_size >= n_img:
+        return _local_block(image_tokens, words, text_mask, 0, temp1, temp2, eps, return_attention)
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive number of images, got {chunk_size}")
+    grad = torch.is_grad_enabled() and (image_tokens.requires_grad or text_tokens.requires_grad)
+    rows, maps = [], []
+    for start in range(0, n_img, chunk_size):
+        block = image_tokens[start : start + chunk_size]
+        args = (block, words, text_mask, start, temp1, temp2, eps, return_attention)
+        r, a = checkpoint(_local_block, *args, use_reentrant=False) if grad else _local_block(*args)
+        rows.append(r)
+        maps.append(a)
+    return torch.cat(rows, dim=0), (torch.cat(maps, dim=0) if return_attention else None)
+
+
+def gloria_loss(
+    image_features: Tensor,
+    text_features: Tensor,
+    image_tokens: Tensor,
+    text_tokens: Tensor,
+    text_mask: Tensor,
+    *,
+    temp1: float = 4.0,
+    temp2: float = 5.0,
+    temp3: float = 10.0,
+    local_weight: float = 1.0,
+    global_weight: float = 1.0,
+    eps: float = 1e-8,
+    chunk_size: int | None = None,
+    return_logits: bool = False,
+    return_attention: bool = False,
+    check_finite: bool = True,
+) -> dict[str, Tensor]:
+    """GLoRIA's global and local losses (functional form, the official convention).
+
+    Args:
+        image_features, text_features: (B, D) global embeddings (cosine taken here).
+        image_tokens: (B, P, D) region features, region p = row-major index of the feature grid.
+        text_tokens: (B, L, D) word-slot features. In the official convention slot 0 is [CLS] and the
+            used slots are [CLS] + the words ([SEP] excluded).
+        text_mask: (B, L) bool, True = slot used (any pattern, at least one per text).
+        temp1, temp2, temp3: the attention sharpening, word aggregation and logit multipliers.
+        local_weight, global_weight: weights of the two terms in ``loss``.
+        eps: clamp of the cosine denominators.
+        chunk_size: images per block of the local term (see :func:`gloria_local_similarity`).
+        return_logits: add ``global_logits`` and ``local_logits`` ((B, B), row = image, column = text).
+        return_attention: add ``attn_maps`` (B, L, P): each text's word-to-region attention over its
+            own image, zero on unused slots.
+        check_finite: assert the inputs hold no NaN/inf.
+
+    Returns:
+        dict with ``loss`` (weighted total), ``global_i2t``, ``global_t2i``, ``local_i2t``,
+        ``local_t2i`` (the official loss0 / loss1 of each term) and the optional entries above.
+    """
+    check_float("image_features", image_features, (None, None), finite=check_finite)
+    check_float("text_features", text_features, (None, None), finite=check_finite)
+    check_float("image_tokens", image_tokens, (None, None, None), finite=check_finite)
+    check_float("text_tokens", text_tokens, (None, None, None), finite=check_finite)
+    batch = same_size(
+        "batch size",
+        image_features=image_features.shape[0],
+        text_features=text_features.shape[0],
+        image_tokens=image_tokens.shape[0],
+        text_tokens=text_tokens.shape[0],
+    )
+    same_size(
+        "global embedding size", image_features=image_features.shape[1], text_features=text_features.shape[1]
+    )
+    same_size("token embedding size", image_tokens=image_tokens.shape[2], text_tokens=text_tokens.shape[2])
+    check_mask("text_mask", text_mask, (batch, text_tokens.shape[1]))
+
+    labels = torch.arange(batch, device=image_features.device)
+    global_logits = temp3 * _cosine_logits(image_features, text_features, eps)
+    r, attn = gloria_local_similarity(
+        image_tokens,
+        text_tokens,
+        text_mask,
+        temp1=temp1,
+        temp2=temp2,
+        eps=eps,
+        chunk_size=chunk_size,
+        return_attention=return_attention,
+    )
+    local_logits = temp3 * r
+    out = {
+        "global_i2t": F.cross_entropy(global_logits, labels),
+        "global_t2i": F.cross_entropy(global_logits.t(), labels),
+        "local_i2t": F.cross_entropy(local_logits, labels),
+        "local_t2i": F.cross_entropy(local_logits.t(), labels),
+    }
+    out["loss"] = local_weight * (out["local_i2t"] + out["local_t2i"]) + global_weight * (
+        out["global_i2t"] + out["global_t2i"]
+    )
+    if return_logits:
+        out["global_logits"], out["local_logits"] = global_logits, local_logits
+    if return_attention:
+        out["attn_maps"] = attn
+    return out
+
+
+@register_loss("gloria")
+class GLoRIALoss(nn.Module):
+    """GLoRIA as an open_clip-style loss module.
+
+    Args:
+        temp1, temp2, temp3: official multipliers 4, 5, 10.
+        local_weight, global_weight: official weights 1, 1.
+        eps: cosine clamp (1e-8).
+        include_cls: prepend a [CLS] slot to the words (the official local loss includes it). The slot
+            holds ``text_cls_token`` (B, E) when the model gives it, else ``text_features``.
+        chunk_size: images per checkpointed block of the local term; None = whole batch at once
+            (memory ~ 6 * B^2 * L * P floats).
+        check_finite: assert the inputs hold no NaN/inf.
+
+    Forward uses ``image_features``, ``text_features``, ``image_tokens`` (regions), ``text_tokens``,
+    ``text_mask`` and optionally ``text_cls_token``; it ignores other keywords (``logit_scale``
+    included: the temperatures are fixed). Returns ``{"global_i2t_loss", "global_t2i_loss",
+    "local_i2t_loss", "local_t2i_loss"}`` (already weighted) with ``output_dict=True``, else their sum.
+    """
+
+    def __init__(
+        self,
+        temp1: float = 4.0,
+        temp2: float = 5.0,
+        temp3: float = 10.0,
+        local_weight: float = 1.0,
+        global_weight: float = 1.0,
+        eps: float = 1e-8,
+        include_cls: bool = True,
+        chunk_size: int | None = None,
+        check_finite: bool = True,
+    ):
+        super().__init__()
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive number of images, got {chunk_size}")
+        self.temp1, self.temp2, self.temp3 = temp1, temp2, temp3
+        self.local_weight, self.global_weight, self.eps = local_weight, global_weight, eps
+        self.include_cls, self.chunk_size, self.check_finite = include_cls, chunk_size, check_finite
+
+    def forward(
+        self,
+        image_features: Tensor,
+        text_features: Tensor,
+        image_tokens: Tensor,
+        text_tokens: Tensor,
+        text_mask: Tensor,
+        text_cls_token: Tensor | None = None,
+        output_dict: bool = False,
+        **kwargs: Any,
+    ) -> Tensor | dict[str, Tensor]:
+        words, mask = text_tokens, text_mask
+        if self.include_cls:
+            cls = text_features if text_cls_token is None else text_cls_token
+            check_float("text_cls_token", cls, (text_tokens.shape[0], text_tokens.shape[2]), finite=False)
+            words = torch.cat([cls[:, None, :].to(text_tokens.dtype), text_tokens], dim=1)
+            mask = torch.cat([text_mask.new_ones(text_mask.shape[0], 1), text_mask], dim=1)
+        out = gloria_loss(
+            image_features,
+            text_features,
+            image_tokens,
+            words,
+            mask,
+            temp1=self.temp1,
+            temp2=self.temp2,
+            temp3=self.temp3,
+            eps=self.eps,
+            chunk_size=self.chunk_size,
+            check_finite=self.check_finite,
+        )
+        terms = {
+            "global_i2t_loss": self.global_weight * out["global_i2t"],
+            "global_t2i_loss": self.global_weight * out["global_t2i"],
+            "local_i2t_loss": self.local_weight * out["local_i2t"],
+            "local_t2i_loss": self.local_weight * out["local_t2i"],
+        }
+        return terms if output_dict else sum(terms.values())
+
+    def extra_repr(self) -> str:
+        return (
+            f"temp1={self.temp1}, temp2={self.temp2}, temp3={self.temp3}, "
+            f"local_weight={self.local_weight}, global_weight={self.global_weight}, "
+            f"include_cls={self.include_cls}, chunk_size={self.chunk_size}"
+        )

@@ -1,0 +1,140 @@
+"""Shared helpers of the kernel / loss micro-benchmarks: peak memory, environment, CSV rows.
+
+Peak memory: on CUDA, ``torch.cuda.max_memory_allocated`` above what was allocated before the call.
+On CPU, the process's resident set size sampled every 0.2 ms by a background thread, above its value
+before the call, with glibc's mmap threshold pinned to 1 MiB first, so that every large buffer is
+mapped on allocation and unmapped on free (RSS then follows torch's large allocations closely).
+"""
+
+from __future__ import annotations
+
+import csv
+import ctypes
+import datetime as dt
+import gc
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+CSV_FIELDS = [
+    "date",
+    "device",
+    "torch",
+    "triton",
+    "op",
+    "regime",
+    "shape",
+    "dtype",
+    "impl",
+    "median_ms",
+    "peak_mib",
+    "memory_method",
+    "note",
+]
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_mmap_pinned = False
+
+
+def environment(device: torch.device) -> dict[str, str]:
+    """Date, device name, torch and triton versions for a CSV row."""
+    try:
+        import triton
+
+        triton_version = triton.__version__
+    except ImportError:
+        triton_version = "absent"
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"
+    return {
+        "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "device": name,
+        "torch": torch.__version__,
+        "triton": triton_version,
+    }
+
+
+def append_row(filename: str, row: dict) -> Path:
+    """Append one result row to ``benchmarks/results/<filename>`` (header written once)."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / filename
+    new = not path.exists()
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+    return path
+
+
+def _pin_mmap_threshold() -> None:
+    global _mmap_pinned
+    if _mmap_pinned:
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD = 1 MiB (also turns off its dynamic raise)
+    except OSError:
+        pass
+    _mmap_pinned = True
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * _PAGE
+
+
+def peak_memory(fn: Callable[[], object], device: torch.device) -> tuple[float | None, str]:
+    """(peak MiB of one call of ``fn`` above the memory in use before it, method name)."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20, "cuda max_memory_allocated"
+    if not os.path.exists("/proc/self/statm"):
+        return None, "unavailable"
+    _pin_mmap_threshold()
+    base = _rss_bytes()
+    peak = [base]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_bytes())
+            time.sleep(0.0002)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        thread.join()
+    peak[0] = max(peak[0], _rss_bytes())
+    return (peak[0] - base) / 2**20, "cpu rss sampled (mmap threshold 1 MiB)"
+
+
+def synchronized(fn: Callable[[], object], device: torch.device) -> Callable[[], None]:
+    """``fn`` followed by a device synchronisation, so that wall-clock timings are honest on GPU."""
+
+    def run() -> None:
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    return run
+
+
+def median_ms(benchmark) -> float | None:
+    """Median time in ms from a pytest-benchmark fixture after it ran (None when disabled)."""
+    stats = getattr(benchmark, "stats", None)
+    if stats is None or getattr(benchmark, "disabled", False):
+        return None
+    return stats.stats.median * 1e3

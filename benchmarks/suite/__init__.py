@@ -1,0 +1,1 @@
+"""The benchmark runner's parts: profiles, work units, results, report."""

@@ -1,0 +1,56 @@
+"""Result records: one per method/task/dataset/fraction/seed/metric, with a documented schema."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+#: Field -> accepted Python types. ``fraction`` is None for rows that are not about a label fraction
+#: (pretraining diagnostics such as retrieval or false-negative detection).
+RECORD_FIELDS: dict[str, tuple[type, ...]] = {
+    "method": (str,),
+    "task": (str,),
+    "dataset": (str,),
+    "fraction": (float, int, type(None)),
+    "seed": (int,),
+    "metric": (str,),
+    "value": (float, int),
+}
+
+
+def validate_record(record: dict[str, Any]) -> None:
+    """Raise ValueError naming the field when ``record`` does not follow :data:`RECORD_FIELDS`."""
+    missing = set(RECORD_FIELDS) - set(record)
+    if missing:
+        raise ValueError(f"result record misses {sorted(missing)}: {record}")
+    for field, types in RECORD_FIELDS.items():
+        if not isinstance(record[field], types) or isinstance(record[field], bool):
+            raise ValueError(f"result field {field!r} has type {type(record[field]).__name__}: {record}")
+    if not math.isfinite(record["value"]):
+        raise ValueError(f"result value is not finite: {record}")
+    if record["fraction"] is not None and not 0 < record["fraction"] <= 1:
+        raise ValueError(f"fraction must lie in (0, 1]: {record}")
+
+
+def write_records(records: list[dict[str, Any]], out_dir: Path) -> None:
+    """Write ``results.json`` and ``results.csv`` (validated, stable order)."""
+    for record in records:
+        validate_record(record)
+    key = lambda r: (r["task"], r["dataset"], r["metric"], r["method"], r["fraction"] or 0.0, r["seed"])  # noqa: E731
+    records = sorted(records, key=key)
+    (out_dir / "results.json").write_text(json.dumps(records, indent=1))
+    with open(out_dir / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(RECORD_FIELDS))
+        writer.writeheader()
+        writer.writerows({k: r[k] for k in RECORD_FIELDS} for r in records)
+
+
+def load_records(out_dir: Path) -> list[dict[str, Any]]:
+    """Read and validate ``results.json``."""
+    records = json.loads((out_dir / "results.json").read_text())
+    for record in records:
+        validate_record(record)
+    return records

@@ -1,0 +1,139 @@
+"""Pretraining step throughput of the tiny config on CPU (1 thread), for every registered loss.
+
+One step = model forward on a batch of image-report pairs, loss, backward and AdamW step: what
+open_clip's loop does per batch. The batch is real embedded data (128 px images, reports tokenized by
+a tokenizer trained on them), so word counts are realistic.
+
+    pytest benchmarks/test_bench_pretrain.py --benchmark-only     # pytest-benchmark table
+    python benchmarks/test_bench_pretrain.py [--batch 16] [--steps 5]   # pairs/s and SISTA / CLIP
+
+Goal: a SISTA step costs at most 1.15x a CLIP step (the losses are cheap next to the encoders).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from functools import cache
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+BATCH = 16
+SISTA_OVER_CLIP_GOAL = 1.15
+
+
+@cache
+def _batch(batch_size: int = BATCH):
+    from sista_kit.data.datasets import collate_pretrain
+    from sista_kit.data.synthetic import generate
+    from sista_kit.data.tokenizer import encode_reports, train_tokenizer
+    from sista_kit.data.transforms import ImageTransform
+    from sista_kit.models import TextBatch
+
+    samples = generate(batch_size, seed=0, image_size=128)
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer = train_tokenizer([s.report for s in samples] * 4, tmp, vocab_size=400)
+    transform = ImageTransform()
+    items = []
+    for s in samples:
+        enc = encode_reports(tokenizer, [s.report], 128)
+        items.append(
+            {
+                **{k: v[0] for k, v in enc.items()},
+                "image": transform(s.image),
+                "report": s.report,
+                "labels": torch.as_tensor(s.labels),
+                "finding_key": s.finding_key,
+                "sample_id": s.sample_id,
+            }
+        )
+    # pad token columns to a common length before collate (it trims them back to the longest report)
+    width = max(i["input_ids"].shape[0] for i in items)
+    fill = {"input_ids": int(tokenizer.pad_token_id), "attention_mask": 0, "word_ids": -1}
+    for i in items:
+        for k, v in fill.items():
+            i[k] = torch.nn.functional.pad(i[k], (0, width - i[k].shape[0]), value=v)
+    batch = collate_pretrain(items)
+    return batch["image"], TextBatch.from_batch(batch, with_labels=True), len(tokenizer)
+
+
+def _setup(loss_name: str, batch_size: int = BATCH):
+    from sista_kit.models import build_model
+    from sista_kit.models.configs import model_config
+    from sista_kit.train.pretrain import build_training_loss
+
+    images, texts, vocab = _batch(batch_size)
+    cfg = model_config("sista-tiny")
+    cfg["text_cfg"]["hf_config"]["vocab_size"] = vocab
+    torch.manual_seed(0)
+    model = build_model(cfg).train()
+    kwargs = {"similarity": "labels"} if loss_name in ("sista", "sia") else {}
+    loss = build_training_loss(loss_name, kwargs, int(cfg["embed_dim"]), [])
+    params = list(model.parameters()) + list(loss.parameters())
+    optimizer = torch.optim.AdamW(params, lr=1e-4)
+
+    def step() -> float:
+        optimizer.zero_grad(set_to_none=True)
+        terms = loss(**model(images, texts), output_dict=True)
+        total = sum(terms.values())
+        total.backward()
+        optimizer.step()
+        return float(total.detach())
+
+    return step
+
+
+def seconds_per_step(loss_name: str, steps: int = 5, warmup: int = 1, batch_size: int = BATCH) -> float:
+    """Median wall time of one pretraining step with ``loss_name``."""
+    step = _setup(loss_name, batch_size)
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def _losses() -> list[str]:
+    from sista_kit.losses import available_losses
+
+    return available_losses()
+
+
+@pytest.mark.parametrize("loss_name", _losses())
+def test_bench_pretrain_step(benchmark, loss_name):
+    step = _setup(loss_name)
+    step()  # warm-up
+    benchmark.extra_info["pairs_per_step"] = BATCH
+    value = benchmark.pedantic(step, rounds=5, iterations=1)
+    assert value == value  # not NaN
+    benchmark.extra_info["pairs_per_s"] = BATCH / benchmark.stats.stats.median
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--batch", type=int, default=BATCH)
+    parser.add_argument("--steps", type=int, default=5)
+    opts = parser.parse_args()
+    results = {}
+    for name in _losses():
+        results[name] = seconds_per_step(name, opts.steps, batch_size=opts.batch)
+        print(
+            f"{name:8s} {results[name] * 1e3:8.1f} ms/step {opts.batch / results[name]:7.1f} pairs/s",
+            flush=True,
+        )
+    ratio = results["sista"] / results["clip"]
+    verdict = "meets" if ratio <= SISTA_OVER_CLIP_GOAL else "misses"
+    print(f"SISTA / CLIP step time: {ratio:.3f}x ({verdict} the {SISTA_OVER_CLIP_GOAL}x goal)")
+
+
+if __name__ == "__main__":
+    main()

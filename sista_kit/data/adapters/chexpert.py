@@ -1,0 +1,49 @@
+"""CheXpert (and CheXpert-small) from its official layout: ``train.csv`` / ``valid.csv`` + JPEGs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .base import CHEXPERT_LABELS, RecordDataset, check_policy, find_file, read_csv, uncertain
+
+
+class CheXpert(RecordDataset):
+    """CheXpert images with 14 labels. ``uncertainty``: ones | zeros | ignore (NaN); blanks are 0.
+
+    ``root`` is the dataset folder (``CheXpert-v1.0-small``) holding the CSVs; the CSV ``Path`` column
+    starts with that folder's name and is resolved against ``root``'s parent.
+    """
+
+    name = "CheXpert"
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "train",
+        uncertainty: str = "ones",
+        frontal_only: bool = True,
+    ) -> None:
+        check_policy(uncertainty)
+        if split not in ("train", "valid"):
+            raise ValueError(f"CheXpert split must be 'train' or 'valid', got {split!r}")
+        root = Path(root)
+        path = find_file(root, f"{split}.csv")
+        rows = read_csv(path, ("Path", "Frontal/Lateral", *CHEXPERT_LABELS))
+        records, dropped = [], {"lateral_view": 0}
+        for ln, r in enumerate(rows, 2):
+            if frontal_only and r["Frontal/Lateral"] != "Frontal":
+                dropped["lateral_view"] += 1
+                continue
+            rel = Path(r["Path"])
+            img = root.parent / rel if rel.parts and rel.parts[0] == root.name else root / rel
+            try:
+                labels = np.array([uncertain(r[c], uncertainty) for c in CHEXPERT_LABELS], dtype=np.float32)
+            except ValueError:
+                raise ValueError(f"{path} line {ln}: label values must be 1, 0, -1 or blank") from None
+            records.append(
+                {"sample_id": r["Path"], "image_path": img, "labels": labels, "view": r.get("AP/PA", "")}
+            )
+        super().__init__(records, dropped, CHEXPERT_LABELS)

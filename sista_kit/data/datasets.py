@@ -1,0 +1,102 @@
+"""Pretraining dataset and collate: the batch of docs/contracts.md section 1."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .synthetic.export import read_manifest, sample_from_row, write_dataset
+from .synthetic.findings import CLASS_NAMES
+from .synthetic.generator import Sample
+from .tokenizer import encode_reports
+from .transforms import ImageTransform
+
+
+class PretrainDataset(Dataset):
+    """Image-report pairs for pretraining, from a written dataset folder or in-memory samples.
+
+    Each item is a dict: ``image`` float32 (C, H, W), ``input_ids`` / ``attention_mask`` /
+    ``word_ids`` int64 (max_length,), ``report``, ``labels`` float32 (K,), ``finding_key``,
+    ``sample_id``; with ``return_masks=True`` also ``masks`` bool (K, H, W), ``boxes`` and ``spans``.
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike | list[Sample],
+        tokenizer,
+        max_length: int = 128,
+        transform=None,
+        split: str | None = "pretrain",
+        return_masks: bool = False,
+        class_names: tuple[str, ...] = CLASS_NAMES,
+    ) -> None:
+        if isinstance(source, (str, os.PathLike)):
+            self.root: Path | None = Path(source)
+            self.rows = read_manifest(self.root, split)
+            self.samples: list[Sample] | None = None
+        else:
+            self.root, self.rows, self.samples = None, None, list(source)
+        if len(self) == 0:
+            raise ValueError(f"no samples in {source if self.root else 'the given list'} (split={split!r})")
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.transform = transform if transform is not None else ImageTransform()
+        self.return_masks = return_masks
+        self.class_names = tuple(class_names)
+        self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+
+    def __len__(self) -> int:
+        return len(self.rows) if self.rows is not None else len(self.samples)
+
+    def sample(self, idx: int) -> Sample:
+        return self.samples[idx] if self.samples is not None else sample_from_row(self.root, self.rows[idx])
+
+    def __getitem__(self, idx: int) -> dict:
+        s = self.sample(idx)
+        enc = encode_reports(self.tokenizer, [s.report], self.max_length)
+        pad = self.max_length - enc["input_ids"].shape[1]
+        fill = {"input_ids": self.pad_id, "attention_mask": 0, "word_ids": -1}
+        item = {k: torch.nn.functional.pad(v[0], (0, pad), value=fill[k]) for k, v in enc.items()}
+        item.update(
+            image=self.transform(s.image),
+            report=s.report,
+            finding_key=s.finding_key,
+            sample_id=s.sample_id,
+            labels=torch.as_tensor(np.asarray(s.labels, dtype=np.float32)),
+        )
+        if self.return_masks:
+            item.update(masks=torch.from_numpy(s.masks), boxes=list(s.boxes), spans=list(s.spans))
+        return item
+
+
+def collate_pretrain(samples: list[dict]) -> dict:
+    """Stack dataset items into the pretraining batch; token columns are trimmed to the longest report."""
+    if not samples:
+        raise ValueError("collate_pretrain got an empty list")
+    attn = torch.stack([s["attention_mask"] for s in samples])
+    t = max(int(attn.sum(1).max()), 1)
+    batch = {
+        "image": torch.stack([s["image"] for s in samples]).float(),
+        "input_ids": torch.stack([s["input_ids"] for s in samples])[:, :t].long(),
+        "attention_mask": attn[:, :t].long(),
+        "word_ids": torch.stack([s["word_ids"] for s in samples])[:, :t].long(),
+        "report": [s["report"] for s in samples],
+        "finding_key": [s["finding_key"] for s in samples],
+        "sample_id": [s["sample_id"] for s in samples],
+    }
+    if all(s.get("labels") is not None for s in samples):
+        batch["labels"] = torch.stack([s["labels"] for s in samples]).float()
+    if all("masks" in s for s in samples):
+        batch["masks"] = torch.stack([s["masks"] for s in samples])
+        batch["boxes"] = [s["boxes"] for s in samples]
+        batch["spans"] = [s["spans"] for s in samples]
+    return batch
+
+
+def build_synthetic(root: str | os.PathLike, n: int, seed: int = 0, image_size: int = 128, **kwargs) -> Path:
+    """Write (or reuse) the embedded synthetic dataset in ``root``; see ``synthetic.write_dataset``."""
+    return write_dataset(root, n, seed=seed, image_size=image_size, **kwargs)

@@ -1,0 +1,27 @@
+# Detection on the embedded synthetic data: sista_kit ViT (simple feature pyramid) + FPN + RetinaNet.
+_base_ = ["./_det_synthetic_data.py"]
+
+fpn_strides = [4, 8, 16, 32, 64]  # patch 8: pyramid strides 2..16; FPN from stride 4, plus one level
+
+model = dict(
+    _scope_="mmdet",
+    type="RetinaNet",
+    data_preprocessor={{_base_.data_preprocessor}},
+    backbone=dict(type="sista_kit.SistaViT", checkpoint="random", model_name="sista_vit_tiny",
+                  image_size={{_base_.image_size}}, in_chans=1, out_indices=(-1,), frozen=False),
+    neck=dict(type="FPN", in_channels=[192, 192, 192, 192], out_channels=64, start_level=1,
+              add_extra_convs="on_output", num_outs=5),
+    bbox_head=dict(
+        type="RetinaHead", num_classes=6, in_channels=64, stacked_convs=2, feat_channels=64,
+        anchor_generator=dict(type="AnchorGenerator", octave_base_scale=4, scales_per_octave=3,
+                              ratios=[0.5, 1.0, 2.0], strides=fpn_strides),
+        bbox_coder=dict(type="DeltaXYWHBBoxCoder", target_means=[0.0, 0.0, 0.0, 0.0],
+                        target_stds=[1.0, 1.0, 1.0, 1.0]),
+        loss_cls=dict(type="FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
+        loss_bbox=dict(type="L1Loss", loss_weight=1.0)),
+    train_cfg=dict(assigner=dict(type="MaxIoUAssigner", pos_iou_thr=0.5, neg_iou_thr=0.4, min_pos_iou=0,
+                                 ignore_iof_thr=-1),
+                   sampler=dict(type="PseudoSampler"), allowed_border=-1, pos_weight=-1, debug=False),
+    test_cfg=dict(nms_pre=1000, min_bbox_size=0, score_thr=0.05, nms=dict(type="nms", iou_threshold=0.5),
+                  max_per_img=100),
+)

@@ -1,0 +1,37 @@
+"""OpenMMLab integration: importing this package registers sista_kit's backbones, heads, datasets
+and hooks into mmdet's and mmseg's registries (whichever is installed) and into the ``sista_kit``
+scope, so configs can say ``custom_imports=dict(imports=['sista_kit.downstream.mm'])`` and
+``type='sista_kit.SistaViT'``. It needs mmengine and mmcv; mmdet / mmseg parts register only when
+that library is installed.
+"""
+
+from __future__ import annotations
+
+from .registry import DATASETS, HOOKS, METRICS, MODELS, SCOPE
+from .safe_load import PlainHistoryBuffer, SafeCheckpointHook, allow_mmengine_checkpoints
+from . import backbones, datasets, hooks  # noqa: F401,E402  (registration side effects)
+from .backbones import SistaResNet, SistaViT
+
+try:
+    from . import heads, metrics  # noqa: F401  (need mmseg)
+except ImportError:
+    heads = metrics = None
+try:
+    from . import det_metrics  # noqa: F401  (needs mmdet)
+except ImportError:
+    det_metrics = None
+
+allow_mmengine_checkpoints()
+
+__all__ = [
+    "DATASETS",
+    "HOOKS",
+    "METRICS",
+    "MODELS",
+    "PlainHistoryBuffer",
+    "SCOPE",
+    "SafeCheckpointHook",
+    "SistaResNet",
+    "SistaViT",
+    "allow_mmengine_checkpoints",
+]

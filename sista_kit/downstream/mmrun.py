@@ -1,0 +1,347 @@
+"""Segmentation and detection through mmengine's Runner, from a shipped (or user) config file.
+
+``run_seg`` / ``run_det`` load the config, point it at the checkpoint, data, label fraction, seed
+and schedule, adapt the neck / head to the backbone's channels and strides, train, test, and
+write ``metrics.json`` beside mmengine's checkpoints in ``out``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os.path as osp
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from .configs import config_path
+from .encoder import RANDOM, EncoderSpec, read_checkpoint_spec
+from .results import write_metrics
+
+DEFAULT_CONFIGS = {"seg": "seg_fpn_vit_synthetic", "det": "det_retinanet_vit_synthetic"}
+DEFAULT_RESNET_CONFIGS = {"seg": "seg_unet_resnet_synthetic", "det": "det_retinanet_resnet_synthetic"}
+DET_KEYS = ("coco_bbox_mAP", "coco_bbox_mAP_50", "coco_bbox_mAP_75", "coco_bbox_mAP_s", "coco_bbox_mAP_m",
+            "coco_bbox_mAP_l", "mgca_bbox_mAP")
+
+
+def _import_mm(task: str) -> None:
+    lib = {"seg": "mmseg", "det": "mmdet"}[task]
+    try:
+        __import__(lib)
+        import mmcv.ops  # noqa: F401
+    except ImportError as e:
+        raise ImportError(
+            f"the {task} task needs {lib} and mmcv with its compiled ops ({e}); install the extra with "
+            "`pip install sista-kit[mm]` (see scripts/install.sh for mmcv's build)"
+        ) from e
+    import sista_kit.downstream.mm  # noqa: F401  (registers backbones, datasets, hooks)
+
+
+@contextlib.contextmanager
+def _device(device: str | None) -> Iterator[None]:
+    """Make mmengine place the model on ``device`` (it otherwise takes CUDA whenever it is visible)."""
+    import mmengine.device.utils as dev
+
+    if device is None:
+        yield
+        return
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda" and dev.DEVICE != "cuda":
+        raise RuntimeError("device='cuda' but mmengine sees no CUDA device")
+    old, dev.DEVICE = dev.DEVICE, device
+    try:
+        yield
+    finally:
+        dev.DEVICE = old
+
+
+def _datasets(cfg: Any) -> list[Any]:
+    return [cfg[k]["dataset"] for k in ("train_dataloader", "val_dataloader", "test_dataloader") if cfg.get(k)]
+
+
+def _evaluators(cfg: Any) -> list[Any]:
+    out = []
+    for k in ("val_evaluator", "test_evaluator"):
+        ev = cfg.get(k)
+        if ev is not None:
+            out.extend(ev if isinstance(ev, list) else [ev])
+    return out
+
+
+def _set_resize(cfg: Any, size: int) -> None:
+    for ds in _datasets(cfg):
+        for t in ds.get("pipeline", []):
+            if t["type"].split(".")[-1] == "Resize":
+                t["scale"] = (size, size)
+                t["keep_ratio"] = False
+    pre = cfg.model.get("data_preprocessor") or {}
+    if "size" in pre:
+        pre["size"] = (size, size)
+
+
+def _set_channels(cfg: Any, in_chans: int) -> None:
+    """Grey-scale loading for 1-channel towers; grey replicated to 3 channels otherwise."""
+    from sista_kit.data.transforms import MEAN, STD
+
+    if in_chans not in (1, 3):
+        raise ValueError(f"image towers with {in_chans} input channels are not supported (1 or 3)")
+    for ds in _datasets(cfg):
+        for t in ds.get("pipeline", []):
+            if t["type"].split(".")[-1] == "LoadImageFromFile":
+                t["color_type"] = "grayscale" if in_chans == 1 else "color"
+    pre = cfg.model.get("data_preprocessor")
+    if pre is not None:
+        pre["mean"] = [255.0 * MEAN] * in_chans
+        pre["std"] = [255.0 * STD] * in_chans
+        pre["bgr_to_rgb"] = False
+
+
+def _fpn_out_strides(neck: dict, strides: list[int]) -> list[int]:
+    start = int(neck.get("start_level", 0))
+    end = neck.get("end_level", -1)
+    used = strides[start:] if end in (-1, None) else strides[start : int(end) + 1]
+    outs = list(used)[: int(neck["num_outs"])]
+    while len(outs) < int(neck["num_outs"]):
+        outs.append(outs[-1] * 2)
+    return outs
+
+
+def adapt_model(model: dict, channels: list[int], strides: list[int]) -> None:
+    """Fit neck and heads of an mmseg / mmdet model dict to the backbone's channels and strides."""
+    neck = model.get("neck")
+    head_strides = strides
+    if neck is not None:
+        necks = neck if isinstance(neck, list) else [neck]
+        necks[0]["in_channels"] = list(channels)
+        if necks[0]["type"].endswith("FPN"):
+            head_strides = _fpn_out_strides(necks[0], strides)
+    dh = model.get("decode_head")
+    if dh is not None:  # mmseg
+        if neck is None:
+            dh["in_channels"] = list(channels)
+        if "feature_strides" in dh:
+            dh["feature_strides"] = list(head_strides)[: len(dh["feature_strides"])]
+    if "bbox_head" in model:  # one-stage mmdet
+        head = model["bbox_head"]
+        if "anchor_generator" in head:
+            head["anchor_generator"]["strides"] = list(head_strides)
+        if "strides" in head:  # FCOS: regression ranges follow the strides (8x stride, as mmdet's defaults)
+            head["strides"] = list(head_strides)
+            if "regress_ranges" in head:
+                bounds = [-1] + [8 * s for s in head_strides[:-1]] + [1e8]
+                head["regress_ranges"] = tuple(zip(bounds[:-1], bounds[1:], strict=True))
+    if "rpn_head" in model:  # two-stage mmdet
+        model["rpn_head"]["anchor_generator"]["strides"] = list(head_strides)
+        roi = model["roi_head"]["bbox_roi_extractor"]
+        roi["featmap_strides"] = list(head_strides)[: len(roi["featmap_strides"])]
+
+
+def _set_num_classes(model: dict, n: int) -> None:
+    for key in ("decode_head", "auxiliary_head", "bbox_head"):
+        if key in model and model[key] is not None:
+            model[key]["num_classes"] = n
+    if "roi_head" in model:
+        model["roi_head"]["bbox_head"]["num_classes"] = n
+
+
+def _coco_classes(ann_file: str) -> tuple[str, ...]:
+    if not osp.isfile(ann_file):
+        raise FileNotFoundError(f"COCO annotation file {ann_file} does not exist")
+    with open(ann_file) as f:
+        cats = json.load(f).get("categories") or []
+    if not cats:
+        raise ValueError(f"{ann_file} lists no categories")
+    return tuple(c["name"] for c in sorted(cats, key=lambda c: c["id"]))
+
+
+def _is_resnet(checkpoint: str | Path, arch: str | None) -> bool:
+    """Whether the tower is a ResNet (picks the default config): from ``arch`` or the checkpoint's config."""
+    ckpt = str(checkpoint)
+    if ckpt == RANDOM:
+        name = EncoderSpec.parse(arch).model_name if arch else ""
+    else:
+        name = read_checkpoint_spec(ckpt.removeprefix(RANDOM + ":")).model_name
+    return "resnet" in name
+
+
+def prepare_config(
+    task: str,
+    config: str | Path | None = None,
+    *,
+    checkpoint: str | Path = RANDOM,
+    arch: str | None = None,
+    data_root: str | Path | None = None,
+    out: str | Path = "work_dirs/downstream",
+    fraction: float = 1.0,
+    seed: int = 0,
+    iters: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    frozen: bool | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    classes: Sequence[str] | None = None,
+    options: dict[str, Any] | None = None,
+) -> Any:
+    """Build the mmengine Config of a run (see :func:`run_seg` for the arguments)."""
+    from mmengine.config import Config
+
+    _import_mm(task)
+    name = config or (DEFAULT_RESNET_CONFIGS if _is_resnet(checkpoint, arch) else DEFAULT_CONFIGS)[task]
+    cfg = Config.fromfile(str(config_path(name)))
+    model = cfg.model
+
+    # Backbone: checkpoint folder / random, architecture, frozen.
+    bb = model.backbone
+    bb["checkpoint"] = str(checkpoint)
+    bb.pop("init_cfg", None)
+    if arch is not None:
+        spec = EncoderSpec.parse(arch)
+        bb.update(model_name=spec.model_name, image_size=spec.image_size, in_chans=spec.in_chans)
+    if frozen is not None:
+        bb["frozen"] = bool(frozen)
+    from mmengine.registry import MODELS
+
+    backbone = MODELS.build(copy.deepcopy(bb))  # to read channels, strides and the input size
+    if str(checkpoint) != RANDOM:
+        bb.update(model_name=backbone.spec.model_name, in_chans=backbone.spec.in_chans)
+    bb["image_size"] = backbone.spec.image_size
+    adapt_model(model, backbone.out_channels, backbone.strides)
+    _set_resize(cfg, backbone.spec.image_size)
+    _set_channels(cfg, backbone.spec.in_chans)
+    del backbone
+
+    # Data: root, fraction, seed, classes.
+    if data_root is not None:
+        root = str(Path(data_root).expanduser().resolve())
+        for ds in _datasets(cfg):
+            ds["data_root"] = root
+        for ev in _evaluators(cfg):
+            if ev.get("ann_file"):
+                ev["ann_file"] = osp.join(root, osp.relpath(ev["ann_file"], cfg.get("data_root", "")))
+    train_ds = cfg.train_dataloader.dataset
+    train_ds["label_fraction"] = float(fraction)
+    train_ds["fraction_seed"] = int(seed)
+    if task == "det":
+        available = _coco_classes(osp.join(train_ds["data_root"], train_ds["ann_file"]))
+        classes = tuple(classes or train_ds.get("metainfo", {}).get("classes", ()) or available)
+        missing = [c for c in classes if c not in available]
+        if missing:
+            raise ValueError(f"classes {missing} are not in the COCO categories {available}")
+    else:
+        classes = tuple(classes or train_ds.get("metainfo", {}).get("classes", ()))
+    if classes:
+        for ds in _datasets(cfg):
+            ds.setdefault("metainfo", {})["classes"] = classes
+        _set_num_classes(model, len(classes))
+
+    # Schedule, batch, optimiser.
+    if iters is not None:
+        iters = int(iters)
+        if iters < 1:
+            raise ValueError(f"iters must be >= 1, got {iters}")
+        cfg.train_cfg.max_iters = iters
+        cfg.train_cfg.val_interval = iters + 1  # no validation inside short runs; test at the end
+        cfg.default_hooks.checkpoint.interval = iters
+        for sch in cfg.param_scheduler:
+            if sch["type"] == "LinearLR":  # warm-up: at most a tenth of a short run
+                sch["end"] = max(1, min(int(sch["end"]), iters // 10))
+            else:
+                sch["begin"], sch["end"] = 0, iters
+    if batch_size is not None:
+        cfg.train_dataloader.batch_size = int(batch_size)
+    if lr is not None:
+        cfg.optim_wrapper.optimizer.lr = float(lr)
+    cfg.randomness = dict(seed=int(seed), deterministic=False)
+    cfg.work_dir = str(Path(out).expanduser().resolve())
+    cfg.resume = bool(resume)
+    cfg.experiment_name = f"{task}_{uuid.uuid4().hex[:8]}"  # unique: one DefaultScope per run
+    for hook in cfg.custom_hooks:
+        if hook["type"].endswith("TqdmProgressHook"):
+            hook["desc"] = f"{task} train"
+            hook["disable"] = not progress
+    if options:
+        cfg.merge_from_dict(options)
+    return cfg
+
+
+def _plain(metrics: dict[str, Any]) -> dict[str, float]:
+    """Scalar metrics as Python floats (numpy / 0-d values included), ``/`` in names -> ``_``."""
+    import numbers
+
+    import numpy as np
+
+    out = {}
+    for k, v in metrics.items():
+        if isinstance(v, numbers.Real) or (isinstance(v, np.ndarray) and v.size == 1):
+            out[k.replace("/", "_")] = float(v)
+    return out
+
+
+def run_mm(task: str, config: str | Path | None = None, *, device: str | None = None, **kwargs: Any) -> dict:
+    """Train and test one segmentation / detection run; returns the metric dict (also in metrics.json)."""
+    from mmengine.runner import Runner
+
+    t0 = time.perf_counter()
+    cfg = prepare_config(task, config, **kwargs)
+    with _device(device):
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+        n_train = len(runner.train_dataloader.dataset)
+        metrics = _plain(runner.test())
+    empty = False
+    if task == "det" and not metrics:
+        # mmdet's CocoMetric returns nothing when no box passes the score threshold: AP is then 0.
+        empty = True
+        metrics = {k: 0.0 for k in DET_KEYS}
+    record = {
+        "task": task,
+        "config": str(config_path(config)) if config else None,
+        "checkpoint": str(kwargs.get("checkpoint", RANDOM)),
+        "arch": cfg.model.backbone.get("model_name"),
+        "image_size": cfg.model.backbone.get("image_size"),
+        "frozen": bool(cfg.model.backbone.get("frozen", False)),
+        "fraction": float(kwargs.get("fraction", 1.0)),
+        "seed": int(kwargs.get("seed", 0)),
+        "iters": int(cfg.train_cfg.max_iters),
+        "n_train": n_train,
+        "empty_predictions": empty,
+        "metrics": metrics,
+        "wall_s": round(time.perf_counter() - t0, 2),
+    }
+    write_metrics(cfg.work_dir, record)
+    return metrics
+
+
+def run_seg(checkpoint: str | Path = RANDOM, *, config: str | Path | None = None, **kwargs: Any) -> dict[str, float]:
+    """Segmentation transfer (mmseg): returns ``{"mIoU", "mDice", "aAcc", "Dice_<class>", ...}`` (%).
+
+    Args:
+        checkpoint: sista_kit checkpoint folder, ``"random"`` or ``"random:DIR"``.
+        config: a shipped config name (``configs.list_configs('seg')``) or a config file;
+            default ``seg_fpn_vit_synthetic`` (``seg_unet_resnet_synthetic`` for a ResNet arch).
+        arch: ``"model_name[:image_size[:in_chans]]"`` (for ``"random"``).
+        data_root: the disk export's folder; fraction / seed: label fraction of the training split.
+        out: work folder (mmengine checkpoints, logs, ``metrics.json``).
+        iters, batch_size, lr, frozen: schedule and protocol overrides.
+        resume: continue the run in ``out`` from its last checkpoint.
+        device: ``"cpu"`` or ``"cuda"`` (default: what mmengine finds).
+        progress: show the tqdm bar.
+        classes: classes to learn (segmentation: background first, e.g. ``("background", "pneumothorax")``;
+            detection: a subset of the COCO categories); default: the config's / all.
+        options: extra ``Config.merge_from_dict`` overrides.
+    """
+    return run_mm("seg", config, checkpoint=str(checkpoint), **kwargs)
+
+
+def run_det(checkpoint: str | Path = RANDOM, *, config: str | Path | None = None, **kwargs: Any) -> dict[str, float]:
+    """Detection transfer (mmdet): returns COCO ``coco_bbox_mAP...`` and MGCA's ``mgca_bbox_mAP``.
+
+    ``mgca_bbox_mAP`` averages AP over IoU 0.40:0.05:0.75 (MGCA's protocol); arguments as
+    :func:`run_seg` (default config ``det_retinanet_vit_synthetic``).
+    """
+    return run_mm("det", config, checkpoint=str(checkpoint), **kwargs)

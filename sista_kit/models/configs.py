@@ -1,0 +1,226 @@
+"""Model configs: the built-in ones, and their registration with open_clip's factory.
+
+A sista_kit model config is an open_clip model config (``embed_dim``, ``vision_cfg``, ``text_cfg``)
+with three additions that open_clip does not know and that are removed before it sees the config:
+
+- ``vision_cfg.in_chans``: input channels of the timm trunk (1 for grey-scale X-rays);
+- ``vision_cfg.pretrained_path``: optional local weights file for the trunk;
+- ``text_cfg.hf_config``: the Hugging Face config of the text tower as a dict (a small BERT by
+  default), so that no model folder is needed; ``text_cfg.hf_model_name`` may instead name a local
+  folder such as BioClinicalBERT, and ``text_cfg.pretrained`` says whether to load its weights.
+
+:func:`register_model_config` writes the open_clip part as JSON under a cache folder and registers
+it with ``open_clip.add_model_config``, so ``open_clip.create_model(name, pretrained_text=False)``
+builds it as well.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "BUILTIN_CONFIGS",
+    "model_config",
+    "list_model_configs",
+    "register_model_config",
+    "cache_dir",
+]
+
+_TINY_BERT: dict[str, Any] = {
+    "model_type": "bert",
+    "vocab_size": 4096,
+    "hidden_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 512,
+    "max_position_embeddings": 128,
+    "type_vocab_size": 1,
+    "hidden_dropout_prob": 0.1,
+    "attention_probs_dropout_prob": 0.1,
+    "pad_token_id": 0,
+}
+
+_BERT_BASE: dict[str, Any] = {
+    "model_type": "bert",
+    "vocab_size": 30522,
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+    "hidden_dropout_prob": 0.1,
+    "attention_probs_dropout_prob": 0.1,
+    "pad_token_id": 0,
+}
+
+
+def _text_cfg(hf_config: dict[str, Any], context_length: int) -> dict[str, Any]:
+    return {
+        "hf_model_name": None,
+        "hf_config": copy.deepcopy(hf_config),
+        "hf_proj_type": "linear",
+        "hf_pooler_type": "cls_last_hidden_state_pooler",
+        "context_length": context_length,
+        "pretrained": False,
+    }
+
+
+#: Built-in configs. ``sista-tiny`` trains on a laptop CPU; ``sista-paper`` is the paper scale.
+BUILTIN_CONFIGS: dict[str, dict[str, Any]] = {
+    "sista-tiny": {
+        "embed_dim": 128,
+        "vision_cfg": {
+            "timm_model_name": "sista_vit_tiny",
+            "timm_model_pretrained": False,
+            "timm_pool": "token",
+            "timm_proj": "linear",
+            "image_size": 128,
+            "in_chans": 1,
+        },
+        "text_cfg": _text_cfg(_TINY_BERT, 128),
+    },
+    "sista-tiny-resnet": {
+        "embed_dim": 128,
+        "vision_cfg": {
+            "timm_model_name": "sista_resnet18",
+            "timm_model_pretrained": False,
+            "timm_pool": "avg",
+            "timm_proj": "linear",
+            "image_size": 128,
+            "in_chans": 1,
+        },
+        "text_cfg": _text_cfg(_TINY_BERT, 128),
+    },
+    "sista-paper": {
+        "embed_dim": 512,
+        "vision_cfg": {
+            "timm_model_name": "sista_vit_base_patch16_224",
+            "timm_model_pretrained": False,
+            "timm_pool": "token",
+            "timm_proj": "linear",
+            "image_size": 224,
+            "in_chans": 3,
+        },
+        "text_cfg": _text_cfg(_BERT_BASE, 128),
+    },
+}
+
+_SISTA_VISION_KEYS = ("in_chans", "pretrained_path")
+_SISTA_TEXT_KEYS = ("hf_config", "pretrained")
+
+
+def list_model_configs() -> list[str]:
+    """Names of the built-in model configs."""
+    return sorted(BUILTIN_CONFIGS)
+
+
+def model_config(name_or_path: str | os.PathLike | dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """A model config: a built-in name, a JSON file, or a dict (deep-copied).
+
+    ``overrides`` are merged one level deep:
+    ``model_config("sista-tiny", vision_cfg={"image_size": 96})``.
+    """
+    if isinstance(name_or_path, dict):
+        cfg = copy.deepcopy(name_or_path)
+    elif str(name_or_path) in BUILTIN_CONFIGS:
+        cfg = copy.deepcopy(BUILTIN_CONFIGS[str(name_or_path)])
+    elif Path(name_or_path).is_file():
+        cfg = json.loads(Path(name_or_path).read_text())
+    else:
+        raise ValueError(
+            f"unknown model config {name_or_path!r}: "
+            f"not a built-in ({', '.join(BUILTIN_CONFIGS)}) nor a JSON file"
+        )
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key] = {**cfg[key], **value}
+        else:
+            cfg[key] = value
+    missing = [k for k in ("embed_dim", "vision_cfg", "text_cfg") if k not in cfg]
+    if missing:
+        raise ValueError(f"model config lacks {', '.join(missing)}")
+    return cfg
+
+
+def cache_dir() -> Path:
+    """Where generated open_clip / Hugging Face config files go (``$SISTA_KIT_CACHE`` or ~/.cache)."""
+    root = os.environ.get("SISTA_KIT_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "sista_kit"
+    )
+    path = Path(root) / "model_configs"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".probe-{uuid.uuid4().hex[:6]}"
+        probe.touch()
+        probe.unlink()
+    except OSError:
+        path = Path(tempfile.gettempdir()) / f"sista_kit-{os.getuid()}" / "model_configs"
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    if path.is_file() and path.read_text() == text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def split_config(cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a sista_kit config into (open_clip config, sista_kit extras)."""
+    oc = copy.deepcopy(cfg)
+    oc.pop("name", None)
+    vision, text = oc["vision_cfg"], oc["text_cfg"]
+    extras = {
+        "vision": {k: vision.pop(k) for k in _SISTA_VISION_KEYS if k in vision},
+        "text": {k: text.pop(k) for k in _SISTA_TEXT_KEYS if k in text},
+    }
+    return oc, extras
+
+
+def register_model_config(cfg: dict[str, Any], name: str | None = None) -> str:
+    """Register a sista_kit model config with open_clip; returns the open_clip model name.
+
+    The Hugging Face text config (``text_cfg.hf_config``) is written as ``config.json`` in a folder
+    that ``text_cfg.hf_model_name`` then points to; a local ``hf_model_name`` folder is used as is.
+    """
+    import open_clip
+
+    oc, extras = split_config(cfg)
+    text = oc["text_cfg"]
+    hf_config = extras["text"].get("hf_config")
+    folder = cache_dir()
+    if hf_config is not None and not (text.get("hf_model_name") and extras["text"].get("pretrained")):
+        if "model_type" not in hf_config:
+            raise ValueError("text_cfg.hf_config needs a 'model_type' (e.g. 'bert')")
+        hf_dir = folder / "hf" / _digest(hf_config)
+        _atomic_write(hf_dir / "config.json", json.dumps(hf_config, indent=2, sort_keys=True))
+        text["hf_model_name"] = str(hf_dir)
+    name_hf = text.get("hf_model_name")
+    if not name_hf:
+        raise ValueError("text_cfg needs hf_config or hf_model_name (a local Hugging Face model folder)")
+    if not Path(name_hf).is_dir():
+        raise FileNotFoundError(
+            f"text model {name_hf!r} is not a local folder; sista_kit never downloads models. Give a local "
+            "folder (e.g. BioClinicalBERT saved with save_pretrained) or a text_cfg.hf_config dict"
+        )
+    reg_name = f"{name or cfg.get('name', 'sista')}-{_digest(oc)}"
+    file = folder / f"{reg_name}.json"
+    _atomic_write(file, json.dumps(oc, indent=2, sort_keys=True))
+    if reg_name not in open_clip.list_models():
+        open_clip.add_model_config(file)
+    return reg_name

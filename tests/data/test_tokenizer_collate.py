@@ -1,0 +1,102 @@
+import numpy as np
+import pytest
+import torch
+from tokenizers.pre_tokenizers import BertPreTokenizer
+
+from sista_kit.data import PretrainDataset, collate_pretrain, encode_reports, load_tokenizer
+from sista_kit.data.transforms import ImageTransform
+
+
+def test_tokenizer_round_trip(tokenizer, tmp_path, small_samples):
+    from transformers import AutoTokenizer
+
+    tokenizer.save_pretrained(tmp_path)
+    again = load_tokenizer(tmp_path)
+    auto = AutoTokenizer.from_pretrained(str(tmp_path))
+    text = small_samples[0].report
+    ids = again(text)["input_ids"]
+    assert ids == auto(text)["input_ids"] == tokenizer(text)["input_ids"]
+    assert tokenizer.unk_token_id not in ids  # trained on this corpus
+    assert ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
+    assert tokenizer.decode(ids, skip_special_tokens=True).replace(" ", "") == text.lower().replace(" ", "")
+    for tok in ("[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]"):
+        assert tok in tokenizer.get_vocab()
+
+
+def test_load_tokenizer_missing(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_tokenizer(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError):
+        load_tokenizer(tmp_path)
+
+
+def test_word_ids_match_pretokenizer(tokenizer, small_samples):
+    reports = [s.report for s in small_samples[:16]] + ["Tiny pneumothorax, right-sided; zzqx unseenword!"]
+    enc = encode_reports(tokenizer, reports, max_length=64)
+    for k in ("input_ids", "attention_mask", "word_ids"):
+        assert enc[k].dtype == torch.int64 and enc[k].shape == enc["input_ids"].shape
+    ref = tokenizer(reports, max_length=64, truncation=True, padding="longest")
+    pre = BertPreTokenizer()
+    for i, r in enumerate(reports):
+        expect = [-1 if w is None else w for w in ref.word_ids(i)]
+        assert enc["word_ids"][i].tolist() == expect
+        n_words = len(pre.pre_tokenize_str(r.lower()))
+        assert enc["word_ids"][i].max().item() < n_words
+    # special and pad positions are -1, real pieces >= 0
+    special = (enc["input_ids"] == tokenizer.cls_token_id) | (enc["input_ids"] == tokenizer.sep_token_id)
+    assert (enc["word_ids"][special | (enc["attention_mask"] == 0)] == -1).all()
+
+
+def test_dataset_and_collate(tokenizer, small_samples):
+    ds = PretrainDataset(small_samples[:6], tokenizer, max_length=96, return_masks=True)
+    batch = collate_pretrain([ds[i] for i in range(6)])
+    b, t = batch["input_ids"].shape
+    assert b == 6 and t <= 96
+    assert batch["image"].dtype == torch.float32 and batch["image"].shape == (6, 1, 64, 64)
+    for k in ("input_ids", "attention_mask", "word_ids"):
+        assert batch[k].dtype == torch.int64 and batch[k].shape == (6, t)
+    assert batch["attention_mask"][:, -1].any()  # trimmed to the longest
+    assert batch["labels"].dtype == torch.float32 and batch["labels"].shape == (6, 7)
+    assert isinstance(batch["report"], list) and isinstance(batch["finding_key"][0], str)
+    assert batch["sample_id"] == [s.sample_id for s in small_samples[:6]]
+    assert batch["masks"].shape == (6, 7, 64, 64) and batch["masks"].dtype == torch.bool
+    plain = collate_pretrain([PretrainDataset(small_samples[:2], tokenizer, 32)[i] for i in range(2)])
+    assert set(plain) == {
+        "image",
+        "input_ids",
+        "attention_mask",
+        "word_ids",
+        "report",
+        "labels",
+        "finding_key",
+        "sample_id",
+    }
+    # span words of the ground truth fall inside the word map
+    w = batch["word_ids"][0]
+    for _k, a, _b in small_samples[0].spans:
+        if a < int(w.max()):
+            assert (w == a).any()
+
+
+def test_dataset_from_folder(tmp_path, tokenizer):
+    from sista_kit.data import build_synthetic
+
+    root = build_synthetic(tmp_path / "d", 24, seed=0, image_size=32, workers=1, progress=False)
+    ds = PretrainDataset(root, tokenizer, max_length=48, split="pretrain")
+    assert 0 < len(ds) < 24
+    item = ds[0]
+    assert item["image"].shape == (1, 32, 32)
+    with pytest.raises(ValueError):
+        PretrainDataset(root, tokenizer, split="bogus")
+
+
+def test_transform():
+    img = (np.arange(64 * 64) % 256).astype(np.uint8).reshape(64, 64)
+    x = ImageTransform()(img)
+    assert x.shape == (1, 64, 64) and x.dtype == torch.float32
+    assert torch.allclose(x, (torch.from_numpy(img).float()[None] / 255 - 0.5) / 0.25)
+    torch.manual_seed(0)
+    y = ImageTransform(augment=True, image_size=32)(img)
+    assert y.shape == (1, 32, 32) and torch.isfinite(y).all()
+    with pytest.raises(ValueError):
+        ImageTransform()(np.zeros((2, 3, 4, 5), dtype=np.uint8))
