@@ -1,7 +1,7 @@
 """Shared helpers of the kernel / loss micro-benchmarks: peak memory, environment, CSV rows.
 
 Peak memory: on CUDA, ``torch.cuda.max_memory_allocated`` above what was allocated before the call.
-On CPU, the process's resident set size sampled every 0.2 ms by a background thread, above its value
+On CPU, the process's resident set size sampled every 0.5 ms by a background thread, above its value
 before the call, with glibc's mmap threshold pinned to 1 MiB first, so that every large buffer is
 mapped on allocation and unmapped on free (RSS then follows torch's large allocations closely).
 """
@@ -108,7 +108,7 @@ def peak_memory(fn: Callable[[], object], device: torch.device) -> tuple[float |
     def sample() -> None:
         while not done.is_set():
             peak[0] = max(peak[0], _rss_bytes())
-            time.sleep(0.0002)
+            time.sleep(0.0005)
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
