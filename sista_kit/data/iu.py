@@ -6,11 +6,14 @@ IMPRESSION are parsed, the MeSH "major" tags (``Opacity/lung/base/left``) are ma
 classes with side / zone / severity where stated, and an image consistent with the tags is rendered
 by the synthetic renderer. Samples have the structure of :class:`synthetic.Sample`; word spans are
 found by keyword with a simple same-sentence negation rule, so they are approximate.
+:func:`write_iu_dataset` writes the track to disk in the layout of the synthetic export.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import os
 import re
 import tarfile
 import xml.etree.ElementTree as ET
@@ -19,8 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .synthetic.findings import CLS, FindingArrays, K, finding_key, sample_findings
-from .synthetic.generator import Sample, _boxes, _chunk_size, pack_masks, render_batch
+from .synthetic.export import (
+    DEFAULT_SPLIT_FRACTIONS,
+    FORMAT_VERSION,
+    export_folder,
+    is_written,
+    split_assignment,
+)
+from .synthetic.findings import CLASS_NAMES, CLS, LOCALISED, FindingArrays, K, finding_key, sample_findings
+from .synthetic.generator import DEVICE_KINDS, Sample, _boxes, _chunk_size, pack_masks, render_batch
 from .synthetic.report import word_offsets
 
 INSTALL_HINT = "pip install --no-deps torchxrayvision==1.5.7"
@@ -227,6 +237,55 @@ def keyword_spans(text: str, present: np.ndarray) -> tuple[list[tuple[int, int, 
     return spans, sorted(negated)
 
 
+def _check_args(image_size: int, images_per_report: int, limit: int | None) -> None:
+    if image_size < 32:
+        raise ValueError(f"image_size must be >= 32, got {image_size}")
+    if images_per_report < 1:
+        raise ValueError(f"images_per_report must be >= 1, got {images_per_report}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1 or None, got {limit}")
+
+
+def _plan(
+    reports: list[IUReport], seed: int, image_size: int, images_per_report: int, device_fraction: float
+) -> list[tuple]:
+    """Arguments of :func:`iu_chunk` for every chunk: studies are (report, image index), report-major."""
+    jobs = [(r, j) for r in reports for j in range(images_per_report)]
+    m = _chunk_size(image_size)
+    return [(jobs[s : s + m], seed, s // m, image_size, device_fraction) for s in range(0, len(jobs), m)]
+
+
+def iu_chunk(
+    studies: list[tuple[IUReport, int]], seed: int, chunk: int, image_size: int, device_fraction: float = 0.15
+) -> list[Sample]:
+    """Render chunk number ``chunk`` of the IU track: one image per (report, image index) study."""
+    rng = np.random.default_rng([seed, chunk, image_size, 0x1A])
+    f = findings_from_tags([r.tags for r, _ in studies], rng)
+    images, masks, g, dev_kind = render_batch(f, rng, image_size, device_fraction)
+    bits = pack_masks(masks.cpu().numpy())
+    boxes = _boxes(masks, f, g)
+    out: list[Sample] = []
+    for i, (r, j) in enumerate(studies):
+        text = r.text
+        spans, negated = keyword_spans(text, f.present[i])
+        out.append(
+            Sample(
+                sample_id=f"iu_{r.uid}_{j}",
+                image=images[i],
+                report=text,
+                labels=f.present[i].astype(np.float32),
+                finding_key=finding_key(f.present[i]),
+                maskbits=bits[i],
+                boxes=boxes[i],
+                spans=spans,
+                negated=negated,
+                findings=f.describe(i),
+                device=DEVICE_KINDS[dev_kind[i]],
+            )
+        )
+    return out
+
+
 def generate_iu(
     seed: int = 0,
     image_size: int = 128,
@@ -237,43 +296,70 @@ def generate_iu(
     progress: bool = False,
 ) -> list[Sample]:
     """Samples of the IU track: each report with ``images_per_report`` rendered images (deterministic)."""
+    _check_args(image_size, images_per_report, limit)
     reports, _ = read_iu_reports(archive)
-    if limit is not None:
-        reports = reports[:limit]
-    jobs = [(r, j) for r in reports for j in range(images_per_report)]
-    m = _chunk_size(image_size)
-    chunks = range(0, len(jobs), m)
+    chunks = _plan(reports[:limit], seed, image_size, images_per_report, device_fraction)
     if progress:
         from tqdm.auto import tqdm
 
         chunks = tqdm(chunks, desc="IU studies", unit="chunk")
-    out: list[Sample] = []
-    for start in chunks:
-        part = jobs[start : start + m]
-        rng = np.random.default_rng([seed, start // m, image_size, 0x1A])
-        f = findings_from_tags([r.tags for r, _ in part], rng)
-        images, masks, g, dev_kind = render_batch(f, rng, image_size, device_fraction)
-        bits = pack_masks(masks.cpu().numpy())
-        boxes = _boxes(masks, f, g)
-        for i, (r, j) in enumerate(part):
-            text = r.text
-            spans, negated = keyword_spans(text, f.present[i])
-            out.append(
-                Sample(
-                    sample_id=f"iu_{r.uid}_{j}",
-                    image=images[i],
-                    report=text,
-                    labels=f.present[i].astype(np.float32),
-                    finding_key=finding_key(f.present[i]),
-                    maskbits=bits[i],
-                    boxes=boxes[i],
-                    spans=spans,
-                    negated=negated,
-                    findings=f.describe(i),
-                    device=("none", "central_line", "endotracheal_tube")[dev_kind[i]],
-                )
-            )
-    return out
+    return [s for job in chunks for s in iu_chunk(*job)]
+
+
+def write_iu_dataset(
+    root: str | os.PathLike,
+    seed: int = 0,
+    image_size: int = 128,
+    images_per_report: int = 1,
+    limit: int | None = None,
+    split_fractions: dict[str, float] | None = None,
+    device_fraction: float = 0.15,
+    archive: str | Path | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Write the IU track to ``root`` in the layout of :func:`synthetic.write_dataset`; returns ``root``.
+
+    The first ``limit`` reports (all by default) each get ``images_per_report`` rendered images. Splits
+    are drawn per report with :func:`split_assignment` (the synthetic rule), so the images of a report
+    share a split. Idempotent through ``meta.json`` (which records the archive's SHA-256); a folder
+    holding a different dataset raises unless ``overwrite=True``. Readers of the synthetic folders
+    (``read_manifest``, ``load_dataset``, ``PretrainDataset``, the downstream loaders) read it as is.
+    """
+    _check_args(image_size, images_per_report, limit)
+    path = Path(archive) if archive is not None else iu_archive_path()
+    reports, _ = read_iu_reports(path)
+    reports = reports[:limit]
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "track": "iu",
+        "n": len(reports) * images_per_report,
+        "n_reports": len(reports),
+        "images_per_report": images_per_report,
+        "limit": limit,
+        "seed": seed,
+        "image_size": image_size,
+        "split_fractions": dict(DEFAULT_SPLIT_FRACTIONS if split_fractions is None else split_fractions),
+        "device_fraction": device_fraction,
+        "archive_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "class_names": list(CLASS_NAMES),
+        "localised": list(LOCALISED),
+    }
+    if is_written(root, meta, overwrite):
+        return Path(root)
+    assign = np.repeat(split_assignment(len(reports), seed, split_fractions), images_per_report)
+    return export_folder(
+        root,
+        meta,
+        iu_chunk,
+        _plan(reports, seed, image_size, images_per_report, device_fraction),
+        assign,
+        description="sista_kit IU track: Indiana University reports with rendered radiographs",
+        workers=workers,
+        overwrite=overwrite,
+        progress=progress,
+    )
 
 
 def iu_finding_keys(archive: str | Path | None = None) -> list[str]:

@@ -28,10 +28,21 @@ def train_tokenizer(
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]", continuing_subword_prefix="##"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True, clean_text=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    # The WordPiece trainer numbers "##x" pieces in hash-map order, and those ids break ties between
+    # merges, so two trainings on one corpus can differ. Listing every continuation piece up front, in
+    # sorted order, fixes their ids and makes the vocabulary a function of the corpus alone.
+    continuations = sorted(
+        {
+            "##" + ch
+            for text in corpus
+            for word, _ in tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(text))
+            for ch in word[1:]
+        }
+    )
     trainer = trainers.WordPieceTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
-        special_tokens=list(SPECIAL_TOKENS),
+        special_tokens=list(SPECIAL_TOKENS) + continuations,
         continuing_subword_prefix="##",
     )
     tok.train_from_iterator(corpus, trainer=trainer)

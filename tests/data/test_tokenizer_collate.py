@@ -100,3 +100,26 @@ def test_transform():
     assert y.shape == (1, 32, 32) and torch.isfinite(y).all()
     with pytest.raises(ValueError):
         ImageTransform()(np.zeros((2, 3, 4, 5), dtype=np.uint8))
+
+
+def test_training_is_deterministic_across_processes(tmp_path):
+    """Two separate processes train the same vocabulary from the same corpus."""
+    import json
+    import subprocess
+    import sys
+
+    from sista_kit.data import generate
+
+    corpus = [s.report for s in generate(60, seed=1, image_size=32)]
+    (tmp_path / "corpus.json").write_text(json.dumps(corpus))
+    script = (
+        "import json, sys; from sista_kit.data.tokenizer import train_tokenizer; "
+        "c = json.load(open(sys.argv[1])); t = train_tokenizer(c, sys.argv[2], vocab_size=300); "
+        "print(json.dumps(sorted(t.get_vocab().items())))"
+    )
+    vocabs = [
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / "corpus.json"), str(tmp_path / f"t{i}")],
+                       capture_output=True, text=True, check=True).stdout
+        for i in range(2)
+    ]
+    assert vocabs[0] == vocabs[1] and len(json.loads(vocabs[0])) > 100

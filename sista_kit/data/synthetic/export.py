@@ -1,4 +1,4 @@
-"""Disk export of the synthetic dataset, reading it back, splits and label fractions.
+"""Disk export of a dataset (synthetic or IU track), reading it back, splits and label fractions.
 
 Layout of a dataset folder::
 
@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -89,7 +90,7 @@ def label_fraction(
     return [ids[i] for i in chosen]
 
 
-def _manifest_row(s: Sample, split: str) -> dict:
+def _manifest_row(s: Sample, split: str | None = None) -> dict:
     return {
         "id": s.sample_id,
         "split": split,
@@ -107,19 +108,13 @@ def _manifest_row(s: Sample, split: str) -> dict:
     }
 
 
-def _write_chunk(
-    root: str, seed: int, chunk: int, image_size: int, keep: int, assign: list[int], kwargs: dict
-) -> list[dict]:
-    """Generate one chunk and write its PNGs (runs in worker processes); returns manifest rows."""
+def _write_chunk(root: str, produce: Callable[..., list[Sample]], args: tuple) -> list[dict]:
+    """Produce one chunk of samples and write its PNGs (runs in worker processes); returns manifest rows."""
     import torch
 
     torch.set_num_threads(1)
-    batch: SyntheticBatch = generate_chunk(seed, chunk, image_size, **kwargs)
-    if keep < len(batch):
-        batch = _head(batch, keep)
     rows = []
-    for i in range(len(batch)):
-        s = batch.sample(i)
+    for s in produce(*args):
         Image.fromarray(s.image).save(os.path.join(root, "images", f"{s.sample_id}.png"), compress_level=1)
         Image.fromarray(label_map(s.maskbits)).save(
             os.path.join(root, "masks", f"{s.sample_id}.png"), compress_level=1
@@ -127,11 +122,11 @@ def _write_chunk(
         Image.fromarray(s.maskbits).save(
             os.path.join(root, "findings", f"{s.sample_id}.png"), compress_level=1
         )
-        rows.append(_manifest_row(s, SPLITS[assign[i]]))
+        rows.append(_manifest_row(s))
     return rows
 
 
-def _coco(rows: list[dict], image_size: int) -> dict:
+def _coco(rows: list[dict], image_size: int, description: str) -> dict:
     cats = [{"id": i + 1, "name": name, "supercategory": "finding"} for i, name in enumerate(LOCALISED)]
     images, anns = [], []
     for img_id, r in enumerate(rows, 1):
@@ -157,11 +152,110 @@ def _coco(rows: list[dict], image_size: int) -> dict:
                 }
             )
     return {
-        "info": {"description": "sista_kit synthetic chest radiographs"},
+        "info": {"description": description},
         "images": images,
         "annotations": anns,
         "categories": cats,
     }
+
+
+def is_written(root: str | os.PathLike, meta: dict, overwrite: bool = False) -> bool:
+    """Whether ``root`` already holds the dataset described by ``meta`` (its ``meta.json`` equals it).
+
+    A folder holding a different dataset raises :class:`FileExistsError` unless ``overwrite=True``.
+    """
+    meta_path = Path(root) / "meta.json"
+    if not meta_path.exists():
+        return False
+    try:
+        old = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{meta_path} is corrupt: {e}") from e
+    if old == meta:
+        return True
+    if not overwrite:
+        raise FileExistsError(
+            f"{root} holds a different dataset ({meta_path}); pass overwrite=True or choose another folder"
+        )
+    return False
+
+
+def export_folder(
+    root: str | os.PathLike,
+    meta: dict,
+    produce: Callable[..., list[Sample]],
+    jobs: list[tuple],
+    assign: np.ndarray,
+    description: str = "sista_kit chest radiographs",
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Write a dataset folder (layout in the module docstring) from chunks of samples.
+
+    ``produce(*job)`` returns the samples of one chunk (a module-level function, so that worker
+    processes can run it); chunks are concatenated in ``jobs`` order and sample ``i`` goes to split
+    ``SPLITS[assign[i]]``. ``meta`` (JSON-serialisable, with ``image_size``) is written last to
+    ``meta.json``; when the folder already records the same ``meta`` nothing is written (see
+    :func:`is_written`). ``workers`` processes produce and encode chunks in parallel (default: up to
+    2; forked on Linux, like DataLoader workers); the result does not depend on it.
+    """
+    root = Path(root)
+    if is_written(root, meta, overwrite):
+        return root
+    assign = np.asarray(assign, dtype=np.int64)
+    if assign.ndim != 1 or (len(assign) and (assign.min() < 0 or assign.max() >= len(SPLITS))):
+        raise ValueError(f"assign must be a 1-D array of split indices in [0, {len(SPLITS)}), got {assign}")
+    image_size = int(meta["image_size"])
+    meta_path = root / "meta.json"
+    if meta_path.exists():  # a different dataset, and overwrite=True (else is_written raised)
+        for sub in ("images", "masks", "findings", "annotations", "splits"):
+            shutil.rmtree(root / sub, ignore_errors=True)
+        meta_path.unlink(missing_ok=True)
+    for sub in ("images", "masks", "findings", "annotations", "splits"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    workers = min(2, os.cpu_count() or 1) if workers is None else workers
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(assign), desc=f"writing {root.name}", unit="study", disable=not progress)
+    rows: list[dict] = []
+    if workers > 1 and len(jobs) > 1:
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(
+            workers, mp_context=mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+        ) as ex:
+            for part in ex.map(_write_chunk, [str(root)] * len(jobs), [produce] * len(jobs), jobs):
+                rows += part
+                bar.update(len(part))
+    else:
+        for job in jobs:
+            part = _write_chunk(str(root), produce, job)
+            rows += part
+            bar.update(len(part))
+    bar.close()
+    if len(rows) != len(assign):
+        raise ValueError(f"the chunks produced {len(rows)} samples but assign has {len(assign)} entries")
+    for r, a in zip(rows, assign, strict=True):
+        r["split"] = SPLITS[a]
+    with open(root / "manifest.jsonl", "w") as fh:
+        for r in rows:
+            fh.write(json.dumps(r) + "\n")
+    for si, split in enumerate(SPLITS):
+        sel = [r for r, a in zip(rows, assign, strict=True) if a == si]
+        (root / "splits" / f"{split}.txt").write_text("".join(r["id"] + "\n" for r in sel))
+        coco = _coco(sel, image_size, description)
+        (root / "annotations" / f"det_{split}.json").write_text(json.dumps(coco))
+    meta_path.write_text(json.dumps(meta, indent=1))
+    return root
+
+
+def _synthetic_chunk(seed: int, chunk: int, image_size: int, keep: int, kwargs: dict) -> list[Sample]:
+    """The first ``keep`` samples of synthetic chunk ``chunk``."""
+    batch: SyntheticBatch = generate_chunk(seed, chunk, image_size, **kwargs)
+    if keep < len(batch):
+        batch = _head(batch, keep)
+    return batch.samples()
 
 
 def write_dataset(
@@ -180,10 +274,8 @@ def write_dataset(
 
     Idempotent: when ``root/meta.json`` records the same arguments the folder is reused as is. A
     folder holding a different dataset raises unless ``overwrite=True``. ``workers`` processes
-    generate and encode chunks in parallel (default: up to 2; forked on Linux, like DataLoader workers);
-    the result does not depend on it.
+    generate and encode chunks in parallel (default: up to 2); the result does not depend on it.
     """
-    root = Path(root)
     meta = {
         "format_version": FORMAT_VERSION,
         "n": n,
@@ -195,62 +287,23 @@ def write_dataset(
         "class_names": list(CLASS_NAMES),
         "localised": list(LOCALISED),
     }
-    meta_path = root / "meta.json"
-    if meta_path.exists():
-        try:
-            old = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{meta_path} is corrupt: {e}") from e
-        if old == meta:
-            return root
-        if not overwrite:
-            raise FileExistsError(
-                f"{root} holds a different synthetic dataset ({meta_path}); "
-                "pass overwrite=True or choose another folder"
-            )
-    if root.exists() and overwrite:
-        for sub in ("images", "masks", "findings", "annotations", "splits"):
-            shutil.rmtree(root / sub, ignore_errors=True)
-        meta_path.unlink(missing_ok=True)
-    for sub in ("images", "masks", "findings", "annotations", "splits"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
+    if is_written(root, meta, overwrite):
+        return Path(root)
     assign = split_assignment(n, seed, split_fractions)
     m = _chunk_size(image_size)
-    n_chunks = -(-n // m)
     kwargs = {"normal_fraction": normal_fraction, "device_fraction": device_fraction}
-    jobs = [
-        (str(root), seed, c, image_size, min(m, n - c * m), assign[c * m : (c + 1) * m].tolist(), kwargs)
-        for c in range(n_chunks)
-    ]
-    workers = min(2, os.cpu_count() or 1) if workers is None else workers
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=n, desc=f"writing {root.name}", unit="study", disable=not progress)
-    rows: list[dict] = []
-    if workers > 1 and n_chunks > 1:
-        import multiprocessing as mp
-
-        with ProcessPoolExecutor(
-            workers, mp_context=mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-        ) as ex:
-            for part in ex.map(_write_chunk, *zip(*jobs, strict=True)):
-                rows += part
-                bar.update(len(part))
-    else:
-        for job in jobs:
-            part = _write_chunk(*job)
-            rows += part
-            bar.update(len(part))
-    bar.close()
-    with open(root / "manifest.jsonl", "w") as fh:
-        for r in rows:
-            fh.write(json.dumps(r) + "\n")
-    for si, split in enumerate(SPLITS):
-        sel = [r for r, a in zip(rows, assign, strict=True) if a == si]
-        (root / "splits" / f"{split}.txt").write_text("".join(r["id"] + "\n" for r in sel))
-        (root / "annotations" / f"det_{split}.json").write_text(json.dumps(_coco(sel, image_size)))
-    meta_path.write_text(json.dumps(meta, indent=1))
-    return root
+    jobs = [(seed, c, image_size, min(m, n - c * m), kwargs) for c in range(-(-n // m))]
+    return export_folder(
+        root,
+        meta,
+        _synthetic_chunk,
+        jobs,
+        assign,
+        description="sista_kit synthetic chest radiographs",
+        workers=workers,
+        overwrite=overwrite,
+        progress=progress,
+    )
 
 
 def read_manifest(root: str | os.PathLike, split: str | None = None) -> list[dict]:
@@ -259,8 +312,8 @@ def read_manifest(root: str | os.PathLike, split: str | None = None) -> list[dic
     path = root / "manifest.jsonl"
     if not (root / "meta.json").exists() or not path.exists():
         raise FileNotFoundError(
-            f"{root} is not a complete synthetic dataset folder (no meta.json / manifest.jsonl); "
-            "write one with sista_kit.data.synthetic.write_dataset"
+            f"{root} is not a complete dataset folder (no meta.json / manifest.jsonl); write one with "
+            "sista_kit.data.synthetic.write_dataset or sista_kit.data.iu.write_iu_dataset"
         )
     rows = []
     with open(path) as fh:
@@ -313,6 +366,8 @@ def load_dataset(root: str | os.PathLike, split: str | None = None) -> list[Samp
 
 __all__ = [
     "write_dataset",
+    "export_folder",
+    "is_written",
     "read_manifest",
     "load_dataset",
     "sample_from_row",
