@@ -1,4 +1,4 @@
-"""Forward + backward time of the baseline losses at medical scale (CPU, one thread).
+"""Forward + backward time of the baseline and SISTA losses at medical scale (CPU, one thread).
 
     pytest benchmarks/test_bench_baselines.py --benchmark-only
 
@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from sista_kit.baselines import ConVIRTLoss, GLoRIALoss, MGCALoss
+from sista_kit.losses import CLIPLoss, SISTALoss, SparseTokenAlignLoss
 
 L, P, E = 112, 196, 128
 
@@ -27,6 +28,12 @@ CASES: list[tuple[str, int, Callable[[], nn.Module], int]] = [
     ("mgca", 64, lambda: MGCALoss(embed_dim=E, num_prototypes=500), 5),
     ("mgca", 256, lambda: MGCALoss(embed_dim=E, num_prototypes=500), 3),
     ("gloria", 64, GLoRIALoss, 2),
+    ("clip", 64, CLIPLoss, 20),
+    ("clip", 256, CLIPLoss, 20),
+    ("sta", 64, SparseTokenAlignLoss, 5),
+    ("sta", 256, SparseTokenAlignLoss, 3),
+    ("sista", 64, lambda: SISTALoss(similarity="labels"), 5),
+    ("sista", 256, lambda: SISTALoss(similarity="labels"), 3),
 ]
 
 
@@ -42,6 +49,7 @@ def _model_output(batch: int) -> dict[str, torch.Tensor]:
         "text_attention": torch.rand(batch, L, generator=g) * mask,
         "image_attention": torch.rand(batch, P, generator=g),
         "logit_scale": torch.tensor(14.0),
+        "report_labels": (torch.rand(batch, 7, generator=g) < 0.15).float(),
     }
 
 

@@ -13,29 +13,49 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     p = argparse.ArgumentParser(prog="python -m sista_kit.downstream", description=__doc__)
     p.add_argument("task", choices=["cls", "seg", "det"])
-    p.add_argument("--checkpoint", required=True,
-                   help="sista_kit checkpoint folder, 'random' (needs --arch) or 'random:DIR' (DIR's arch, random weights)")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        help="sista_kit checkpoint folder, 'random' (needs --arch) "
+        "or 'random:DIR' (DIR's architecture, random weights)",
+    )
     p.add_argument("--data-root", required=True, help="folder of a sista_kit disk export")
     p.add_argument("--out", required=True, help="output folder (metrics.json, checkpoints, logs)")
     p.add_argument("--fraction", type=float, default=1.0, help="label fraction of the training split (0, 1]")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--arch", default=None, help="model_name[:image_size[:in_chans]], e.g. sista_vit_tiny:64:1")
+    p.add_argument(
+        "--arch", default=None, help="model_name[:image_size[:in_chans]], e.g. sista_vit_tiny:64:1"
+    )
     p.add_argument("--iters", type=int, default=None, help="training steps")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when visible, else cpu")
+    p.add_argument(
+        "--device", choices=["cpu", "cuda"], default=None, help="default: cuda when visible, else cpu"
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     g = p.add_argument_group("cls")
-    g.add_argument("--protocol", choices=["linear", "finetune"], default="linear",
-                   help="linear probe on the frozen encoder (default) or full fine-tuning")
+    g.add_argument(
+        "--protocol",
+        choices=["linear", "finetune"],
+        default="linear",
+        help="linear probe on the frozen encoder (default) or full fine-tuning",
+    )
     g = p.add_argument_group("seg / det")
     g.add_argument("--config", default=None, help="shipped config name or a config file")
     g.add_argument("--frozen", action="store_true", help="freeze the backbone's trunk")
-    g.add_argument("--classes", default=None,
-                   help="comma-separated classes to learn, e.g. background,pneumothorax (default: the config's)")
+    g.add_argument(
+        "--classes",
+        default=None,
+        help="comma-separated classes to learn, e.g. background,pneumothorax (default: the config's)",
+    )
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    g.add_argument("--cfg-options", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="extra mmengine config overrides (values parsed as JSON when possible)")
+    g.add_argument(
+        "--cfg-options",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra mmengine config overrides (values parsed as JSON when possible)",
+    )
     return p
 
 
@@ -60,18 +80,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .cls import run_cls
 
         device = args.device or ("cuda" if _cuda() else "cpu")
-        metrics = run_cls(args.checkpoint, data_root=args.data_root, out=args.out, fraction=args.fraction,
-                          seed=args.seed, arch=args.arch, protocol=args.protocol, iters=args.iters,
-                          batch_size=args.batch_size or 64, lr=args.lr, device=device, progress=progress)
+        metrics = run_cls(
+            args.checkpoint,
+            data_root=args.data_root,
+            out=args.out,
+            fraction=args.fraction,
+            seed=args.seed,
+            arch=args.arch,
+            protocol=args.protocol,
+            iters=args.iters,
+            batch_size=args.batch_size or 64,
+            lr=args.lr,
+            device=device,
+            progress=progress,
+        )
     else:
         from .mmrun import run_mm
 
-        metrics = run_mm(args.task, args.config, checkpoint=args.checkpoint, arch=args.arch,
-                         data_root=args.data_root, out=args.out, fraction=args.fraction, seed=args.seed,
-                         iters=args.iters, batch_size=args.batch_size, lr=args.lr,
-                         frozen=True if args.frozen else None, resume=args.resume, device=args.device,
-                         progress=progress, options=_options(args.cfg_options),
-                         classes=args.classes.split(",") if args.classes else None)
+        metrics = run_mm(
+            args.task,
+            args.config,
+            checkpoint=args.checkpoint,
+            arch=args.arch,
+            data_root=args.data_root,
+            out=args.out,
+            fraction=args.fraction,
+            seed=args.seed,
+            iters=args.iters,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            frozen=True if args.frozen else None,
+            resume=args.resume,
+            device=args.device,
+            progress=progress,
+            options=_options(args.cfg_options),
+            classes=args.classes.split(",") if args.classes else None,
+        )
     json.dump(metrics, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
     return 0

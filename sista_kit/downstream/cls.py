@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -67,8 +68,13 @@ def normalise(images: torch.Tensor, size: int) -> torch.Tensor:
 
 @torch.no_grad()
 def extract_features(
-    encoder: MultiScaleEncoder, images: torch.Tensor, size: int, batch_size: int = 64,
-    device: str | torch.device = "cpu", progress: bool = False, desc: str = "features",
+    encoder: MultiScaleEncoder,
+    images: torch.Tensor,
+    size: int,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+    desc: str = "features",
 ) -> torch.Tensor:
     """Pooled encoder features (N, D) of ``images``, in eval mode, batch by batch."""
     encoder.eval()
@@ -109,8 +115,16 @@ def _num_outputs(labels: np.ndarray, n_classes: int | None) -> int:
 
 
 def train_linear_probe(
-    train_x: torch.Tensor, train_y: np.ndarray, num_outputs: int, *, iters: int = 500, lr: float = 1e-2,
-    weight_decay: float = 1e-4, batch_size: int = 256, seed: int = 0, progress: bool = False,
+    train_x: torch.Tensor,
+    train_y: np.ndarray,
+    num_outputs: int,
+    *,
+    iters: int = 500,
+    lr: float = 1e-2,
+    weight_decay: float = 1e-4,
+    batch_size: int = 256,
+    seed: int = 0,
+    progress: bool = False,
 ) -> nn.Linear:
     """Fit a linear layer on frozen features (AdamW, mini-batches, cosine decay); returns it on CPU."""
     g = torch.Generator().manual_seed(seed)
@@ -138,9 +152,18 @@ def train_linear_probe(
 
 
 def finetune(
-    encoder: MultiScaleEncoder, head: nn.Linear, train: ClsSplit, size: int, *, iters: int = 200,
-    lr: float = 1e-4, weight_decay: float = 0.05, batch_size: int = 32, seed: int = 0,
-    device: str | torch.device = "cpu", progress: bool = False,
+    encoder: MultiScaleEncoder,
+    head: nn.Linear,
+    train: ClsSplit,
+    size: int,
+    *,
+    iters: int = 200,
+    lr: float = 1e-4,
+    weight_decay: float = 0.05,
+    batch_size: int = 32,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
 ) -> None:
     """Train encoder and head end to end (AdamW, cosine decay), in place."""
     g = torch.Generator().manual_seed(seed)
@@ -217,31 +240,59 @@ def run_cls(
     k = _num_outputs(train.labels, n_classes)
     if protocol == "linear":
         steps = 500 if iters is None else int(iters)
-        tr = extract_features(encoder, train.images, spec.image_size, batch_size, device, progress, "train features")
-        te = extract_features(encoder, test.images, spec.image_size, batch_size, device, progress, "test features")
-        head = train_linear_probe(tr, train.labels, k, iters=steps, lr=1e-2 if lr is None else lr, seed=seed,
-                                  progress=progress)
+        tr = extract_features(
+            encoder, train.images, spec.image_size, batch_size, device, progress, "train features"
+        )
+        te = extract_features(
+            encoder, test.images, spec.image_size, batch_size, device, progress, "test features"
+        )
+        head = train_linear_probe(
+            tr, train.labels, k, iters=steps, lr=1e-2 if lr is None else lr, seed=seed, progress=progress
+        )
         with torch.no_grad():
             logits = head(te).numpy()
     else:
         steps = 200 if iters is None else int(iters)
         head = nn.Linear(encoder.pooled_dim, k).to(device)
-        finetune(encoder, head, train, spec.image_size, iters=steps, lr=1e-4 if lr is None else lr,
-                 batch_size=batch_size, seed=seed, device=device, progress=progress)
+        finetune(
+            encoder,
+            head,
+            train,
+            spec.image_size,
+            iters=steps,
+            lr=1e-4 if lr is None else lr,
+            batch_size=batch_size,
+            seed=seed,
+            device=device,
+            progress=progress,
+        )
         encoder.eval()
         head.eval()
         with torch.no_grad():
-            feats = extract_features(encoder, test.images, spec.image_size, batch_size, device, progress, "test")
+            feats = extract_features(
+                encoder, test.images, spec.image_size, batch_size, device, progress, "test"
+            )
             logits = head(feats.to(device)).float().cpu().numpy()
     metrics = score(logits, test.labels)
     if out is not None:
         _save(out, encoder if protocol == "finetune" else None, head)
-        write_metrics(out, {
-            "task": "cls", "protocol": protocol, "checkpoint": str(checkpoint), "arch": spec.model_name,
-            "image_size": spec.image_size, "fraction": float(fraction), "seed": int(seed), "iters": steps,
-            "n_train": len(train.ids), "n_test": len(test.ids), "metrics": metrics,
-            "wall_s": round(time.perf_counter() - t0, 2),
-        })
+        write_metrics(
+            out,
+            {
+                "task": "cls",
+                "protocol": protocol,
+                "checkpoint": str(checkpoint),
+                "arch": spec.model_name,
+                "image_size": spec.image_size,
+                "fraction": float(fraction),
+                "seed": int(seed),
+                "iters": steps,
+                "n_train": len(train.ids),
+                "n_test": len(test.ids),
+                "metrics": metrics,
+                "wall_s": round(time.perf_counter() - t0, 2),
+            },
+        )
     return metrics
 
 
@@ -252,6 +303,7 @@ def _save(out: str | Path, encoder: nn.Module | None, head: nn.Module) -> None:
     out.mkdir(parents=True, exist_ok=True)
     state = {f"head.{k}": v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
     if encoder is not None:
-        state.update({f"trunk.{k}": v.detach().cpu().contiguous() for k, v in encoder.trunk.state_dict().items()})
+        state.update(
+            {f"trunk.{k}": v.detach().cpu().contiguous() for k, v in encoder.trunk.state_dict().items()}
+        )
     save_file(state, str(out / "classifier.safetensors"))
-

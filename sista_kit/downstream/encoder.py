@@ -78,9 +78,9 @@ def trunk_kind(trunk: nn.Module) -> str:
     raise TypeError(f"unsupported vision trunk {type(trunk).__name__}: expected a timm ViT or ResNet")
 
 
-def build_trunk(checkpoint: str | Path | None = RANDOM, arch: str | dict | EncoderSpec | None = None) -> tuple[
-    nn.Module, EncoderSpec
-]:
+def build_trunk(
+    checkpoint: str | Path | None = RANDOM, arch: str | dict | EncoderSpec | None = None
+) -> tuple[nn.Module, EncoderSpec]:
     """Build the vision trunk of a checkpoint folder (with its weights) or a random one.
 
     Args:
@@ -99,7 +99,7 @@ def build_trunk(checkpoint: str | Path | None = RANDOM, arch: str | dict | Encod
         spec = EncoderSpec.parse(arch)
         return create_vision_trunk(spec.model_name, spec.image_size, spec.in_chans), spec
     if ckpt.startswith(RANDOM + ":"):
-        spec = read_checkpoint_spec(ckpt[len(RANDOM) + 1:])
+        spec = read_checkpoint_spec(ckpt[len(RANDOM) + 1 :])
         return create_vision_trunk(spec.model_name, spec.image_size, spec.in_chans), spec
     from sista_kit.models.checkpoint import load_vision_trunk
 

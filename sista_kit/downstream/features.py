@@ -20,7 +20,9 @@ def _scale_block(scale: float, dim: int) -> nn.Module:
     """Resample a stride-p map to stride p/scale, keeping ``dim`` channels."""
     if scale == 4.0:
         return nn.Sequential(
-            nn.ConvTranspose2d(dim, dim, 2, stride=2), LayerNorm2d(dim), nn.GELU(),
+            nn.ConvTranspose2d(dim, dim, 2, stride=2),
+            LayerNorm2d(dim),
+            nn.GELU(),
             nn.ConvTranspose2d(dim, dim, 2, stride=2),
         )
     if scale == 2.0:
@@ -98,11 +100,17 @@ class MultiScaleEncoder(nn.Module):
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 4:
             raise ValueError(f"expected images (B, C, H, W), got shape {tuple(x.shape)}")
-        chans = self.trunk.patch_embed.proj.in_channels if self.kind == "vit" else self.trunk.conv1.in_channels
+        chans = (
+            self.trunk.patch_embed.proj.in_channels if self.kind == "vit" else self.trunk.conv1.in_channels
+        )
         if x.shape[1] != chans:
             raise ValueError(f"encoder takes {chans} channel(s), got images of shape {tuple(x.shape)}")
         size = self.image_size
-        if size is not None and tuple(x.shape[-2:]) != size and not getattr(self.trunk, "dynamic_img_size", False):
+        if (
+            size is not None
+            and tuple(x.shape[-2:]) != size
+            and not getattr(self.trunk, "dynamic_img_size", False)
+        ):
             raise ValueError(f"this ViT was built for {size[0]}x{size[1]} images, got {tuple(x.shape[-2:])}")
 
     def _trunk_maps(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -23,8 +23,15 @@ from .results import write_metrics
 
 DEFAULT_CONFIGS = {"seg": "seg_fpn_vit_synthetic", "det": "det_retinanet_vit_synthetic"}
 DEFAULT_RESNET_CONFIGS = {"seg": "seg_unet_resnet_synthetic", "det": "det_retinanet_resnet_synthetic"}
-DET_KEYS = ("coco_bbox_mAP", "coco_bbox_mAP_50", "coco_bbox_mAP_75", "coco_bbox_mAP_s", "coco_bbox_mAP_m",
-            "coco_bbox_mAP_l", "mgca_bbox_mAP")
+DET_KEYS = (
+    "coco_bbox_mAP",
+    "coco_bbox_mAP_50",
+    "coco_bbox_mAP_75",
+    "coco_bbox_mAP_s",
+    "coco_bbox_mAP_m",
+    "coco_bbox_mAP_l",
+    "mgca_bbox_mAP",
+)
 
 
 def _import_mm(task: str) -> None:
@@ -60,7 +67,9 @@ def _device(device: str | None) -> Iterator[None]:
 
 
 def _datasets(cfg: Any) -> list[Any]:
-    return [cfg[k]["dataset"] for k in ("train_dataloader", "val_dataloader", "test_dataloader") if cfg.get(k)]
+    return [
+        cfg[k]["dataset"] for k in ("train_dataloader", "val_dataloader", "test_dataloader") if cfg.get(k)
+    ]
 
 
 def _evaluators(cfg: Any) -> list[Any]:
@@ -193,6 +202,8 @@ def prepare_config(
     _import_mm(task)
     name = config or (DEFAULT_RESNET_CONFIGS if _is_resnet(checkpoint, arch) else DEFAULT_CONFIGS)[task]
     cfg = Config.fromfile(str(config_path(name)))
+    if options:  # first, so that backbone / data overrides are seen by what follows
+        cfg.merge_from_dict(options)
     model = cfg.model
 
     # Backbone: checkpoint folder / random, architecture, frozen.
@@ -264,8 +275,6 @@ def prepare_config(
         if hook["type"].endswith("TqdmProgressHook"):
             hook["desc"] = f"{task} train"
             hook["disable"] = not progress
-    if options:
-        cfg.merge_from_dict(options)
     return cfg
 
 
@@ -278,7 +287,7 @@ def _plain(metrics: dict[str, Any]) -> dict[str, float]:
     out = {}
     for k, v in metrics.items():
         if isinstance(v, numbers.Real) or (isinstance(v, np.ndarray) and v.size == 1):
-            out[k.replace("/", "_")] = float(v)
+            out[k.replace("/", "_")] = round(float(v), 4)  # float32 metrics carry noise digits
     return out
 
 
@@ -300,7 +309,7 @@ def run_mm(task: str, config: str | Path | None = None, *, device: str | None = 
         metrics = {k: 0.0 for k in DET_KEYS}
     record = {
         "task": task,
-        "config": str(config_path(config)) if config else None,
+        "config": cfg.filename,
         "checkpoint": str(kwargs.get("checkpoint", RANDOM)),
         "arch": cfg.model.backbone.get("model_name"),
         "image_size": cfg.model.backbone.get("image_size"),
@@ -317,7 +326,9 @@ def run_mm(task: str, config: str | Path | None = None, *, device: str | None = 
     return metrics
 
 
-def run_seg(checkpoint: str | Path = RANDOM, *, config: str | Path | None = None, **kwargs: Any) -> dict[str, float]:
+def run_seg(
+    checkpoint: str | Path = RANDOM, *, config: str | Path | None = None, **kwargs: Any
+) -> dict[str, float]:
     """Segmentation transfer (mmseg): returns ``{"mIoU", "mDice", "aAcc", "Dice_<class>", ...}`` (%).
 
     Args:
@@ -338,7 +349,9 @@ def run_seg(checkpoint: str | Path = RANDOM, *, config: str | Path | None = None
     return run_mm("seg", config, checkpoint=str(checkpoint), **kwargs)
 
 
-def run_det(checkpoint: str | Path = RANDOM, *, config: str | Path | None = None, **kwargs: Any) -> dict[str, float]:
+def run_det(
+    checkpoint: str | Path = RANDOM, *, config: str | Path | None = None, **kwargs: Any
+) -> dict[str, float]:
     """Detection transfer (mmdet): returns COCO ``coco_bbox_mAP...`` and MGCA's ``mgca_bbox_mAP``.
 
     ``mgca_bbox_mAP`` averages AP over IoU 0.40:0.05:0.75 (MGCA's protocol); arguments as

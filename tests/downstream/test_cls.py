@@ -8,10 +8,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from downstream_helpers import SIZE
 
 from sista_kit.downstream.cls import ClsSplit, run_cls, score
-
-from .conftest import SIZE
 
 
 def _blobs(n: int, seed: int, multilabel: bool) -> ClsSplit:
@@ -43,13 +42,26 @@ def test_multilabel_and_multiclass_in_memory(protocol: str, tmp_path) -> None:
         train = _blobs(48, 0, multilabel)
         splits = {"train": train, "test": _blobs(32, 1, multilabel)}
         iters = 60 if protocol == "linear" else 4  # fine-tuning steps cost the whole tower
-        m = run_cls("random", splits=splits, arch="sista_resnet18:64:1", protocol=protocol, iters=iters,
-                    batch_size=8, out=tmp_path / f"{protocol}{multilabel}", progress=False)
+        m = run_cls(
+            "random",
+            splits=splits,
+            arch="sista_resnet18:64:1",
+            protocol=protocol,
+            iters=iters,
+            batch_size=8,
+            out=tmp_path / f"{protocol}{multilabel}",
+            progress=False,
+        )
         key = "auroc" if multilabel else "accuracy"
         assert math.isfinite(m[key])
         if protocol == "linear":  # the probe does learn: it fits its own training set (512-d features)
-            fit = run_cls("random", splits={"train": train, "test": train}, arch="sista_resnet18:64:1",
-                          iters=300, progress=False)
+            fit = run_cls(
+                "random",
+                splits={"train": train, "test": train},
+                arch="sista_resnet18:64:1",
+                iters=300,
+                progress=False,
+            )
             assert fit[key] > 90, fit
         rec = json.loads((tmp_path / f"{protocol}{multilabel}" / "metrics.json").read_text())
         assert rec["n_train"] == 48 and rec["protocol"] == protocol

@@ -6,11 +6,10 @@ import json
 
 import pytest
 import torch
+from downstream_helpers import RESNET, SIZE, VIT, make_checkpoint
 
 from sista_kit.downstream.encoder import EncoderSpec, build_trunk, read_checkpoint_spec
 from sista_kit.downstream.features import MultiScaleEncoder
-
-from .conftest import RESNET, SIZE, VIT, make_checkpoint
 
 
 def _x(n: int = 2) -> torch.Tensor:
@@ -101,7 +100,9 @@ def test_resnet_stages_shapes() -> None:
     enc = MultiScaleEncoder(build_trunk("random", f"{RESNET}:64:1")[0])
     maps = enc(_x())
     assert enc.strides == [4, 8, 16, 32] and enc.out_channels == [64, 128, 256, 512]
-    assert [tuple(m.shape[1:]) for m in maps] == [(c, 64 // s, 64 // s) for c, s in zip(enc.out_channels, enc.strides)]
+    assert [tuple(m.shape[1:]) for m in maps] == [
+        (c, 64 // s, 64 // s) for c, s in zip(enc.out_channels, enc.strides, strict=True)
+    ]
     assert enc.pooled(_x()).shape == (2, 512)
 
 

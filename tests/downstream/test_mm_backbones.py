@@ -63,22 +63,51 @@ def test_detector_init_weights_keeps_checkpoint(vit_ckpt) -> None:
     import sista_kit.downstream.mm  # noqa: F401
 
     cfg = dict(
-        type="RetinaNet", _scope_="mmdet",
+        type="RetinaNet",
+        _scope_="mmdet",
         data_preprocessor=dict(type="DetDataPreprocessor", mean=[127.5], std=[63.75], pad_size_divisor=32),
         backbone=dict(type="sista_kit.SistaViT", checkpoint=str(vit_ckpt), frozen=True),
-        neck=dict(type="FPN", in_channels=[192] * 4, out_channels=32, start_level=1, add_extra_convs="on_output",
-                  num_outs=5),
-        bbox_head=dict(type="RetinaHead", num_classes=2, in_channels=32, stacked_convs=1, feat_channels=32,
-                       anchor_generator=dict(type="AnchorGenerator", octave_base_scale=4, scales_per_octave=3,
-                                             ratios=[0.5, 1.0, 2.0], strides=[4, 8, 16, 32, 64]),
-                       bbox_coder=dict(type="DeltaXYWHBBoxCoder", target_means=[0.0] * 4, target_stds=[1.0] * 4),
-                       loss_cls=dict(type="FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
-                       loss_bbox=dict(type="L1Loss", loss_weight=1.0)),
-        train_cfg=dict(assigner=dict(type="MaxIoUAssigner", pos_iou_thr=0.5, neg_iou_thr=0.4, min_pos_iou=0,
-                                     ignore_iof_thr=-1), sampler=dict(type="PseudoSampler"), allowed_border=-1,
-                       pos_weight=-1, debug=False),
-        test_cfg=dict(nms_pre=100, min_bbox_size=0, score_thr=0.05, nms=dict(type="nms", iou_threshold=0.5),
-                      max_per_img=10),
+        neck=dict(
+            type="FPN",
+            in_channels=[192] * 4,
+            out_channels=32,
+            start_level=1,
+            add_extra_convs="on_output",
+            num_outs=5,
+        ),
+        bbox_head=dict(
+            type="RetinaHead",
+            num_classes=2,
+            in_channels=32,
+            stacked_convs=1,
+            feat_channels=32,
+            anchor_generator=dict(
+                type="AnchorGenerator",
+                octave_base_scale=4,
+                scales_per_octave=3,
+                ratios=[0.5, 1.0, 2.0],
+                strides=[4, 8, 16, 32, 64],
+            ),
+            bbox_coder=dict(type="DeltaXYWHBBoxCoder", target_means=[0.0] * 4, target_stds=[1.0] * 4),
+            loss_cls=dict(type="FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
+            loss_bbox=dict(type="L1Loss", loss_weight=1.0),
+        ),
+        train_cfg=dict(
+            assigner=dict(
+                type="MaxIoUAssigner", pos_iou_thr=0.5, neg_iou_thr=0.4, min_pos_iou=0, ignore_iof_thr=-1
+            ),
+            sampler=dict(type="PseudoSampler"),
+            allowed_border=-1,
+            pos_weight=-1,
+            debug=False,
+        ),
+        test_cfg=dict(
+            nms_pre=100,
+            min_bbox_size=0,
+            score_thr=0.05,
+            nms=dict(type="nms", iou_threshold=0.5),
+            max_per_img=10,
+        ),
     )
     det = MODELS.build(_cfg(cfg))
     det.init_weights()
@@ -103,8 +132,9 @@ def test_backbone_errors(vit_ckpt, resnet_ckpt, tmp_path) -> None:
     with pytest.raises(ValueError, match="model_name"):
         MODELS.build(_cfg(dict(type="sista_kit.SistaViT", checkpoint="random")))
     with pytest.raises(ValueError, match="Pretrained"):
-        MODELS.build(_cfg(dict(type="sista_kit.SistaViT", model_name="sista_vit_tiny",
-                               init_cfg=dict(type="Kaiming"))))
+        MODELS.build(
+            _cfg(dict(type="sista_kit.SistaViT", model_name="sista_vit_tiny", init_cfg=dict(type="Kaiming")))
+        )
 
 
 def test_unet_head_shapes(resnet_ckpt) -> None:
@@ -113,8 +143,17 @@ def test_unet_head_shapes(resnet_ckpt) -> None:
     import sista_kit.downstream.mm  # noqa: F401
 
     bb = MODELS.build(_cfg(dict(type="sista_kit.SistaResNet", checkpoint=str(resnet_ckpt))))
-    head = MODELS.build(_cfg(dict(type="sista_kit.SistaUNetHead", in_channels=bb.out_channels, channels=16,
-                                  num_classes=3, norm_cfg=dict(type="BN"))))
+    head = MODELS.build(
+        _cfg(
+            dict(
+                type="sista_kit.SistaUNetHead",
+                in_channels=bb.out_channels,
+                channels=16,
+                num_classes=3,
+                norm_cfg=dict(type="BN"),
+            )
+        )
+    )
     out = head(bb(torch.zeros(2, 1, 64, 64)))
     assert out.shape == (2, 3, 16, 16)  # at the finest stage (stride 4)
 
@@ -129,8 +168,12 @@ def test_safe_globals_allow_mmengine_checkpoints(tmp_path) -> None:
     buf = HistoryBuffer()
     buf.update(1.5)
     buf.update(2.5)
-    ckpt = {"message_hub": {"log_scalars": {"loss": buf}, "runtime_info": {"iter": 3}},
-            "arr": np.arange(3.0), "scalar": np.float64(2.0), "dt": np.dtype("int64")}
+    ckpt = {
+        "message_hub": {"log_scalars": {"loss": buf}, "runtime_info": {"iter": 3}},
+        "arr": np.arange(3.0),
+        "scalar": np.float64(2.0),
+        "dt": np.dtype("int64"),
+    }
     torch.save(ckpt, tmp_path / "raw.pth")  # mmengine's own buffer pickles functions via getattr
     with pytest.raises(Exception, match="getattr"):
         torch.load(tmp_path / "raw.pth", weights_only=True)

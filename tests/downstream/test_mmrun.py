@@ -16,9 +16,18 @@ def _finite(metrics: dict, *keys: str) -> None:
         assert math.isfinite(metrics[k]), (k, metrics[k])
 
 
-@pytest.mark.parametrize("name", ["seg_fpn_vit_synthetic", "seg_upernet_vit_synthetic", "seg_unet_resnet_synthetic",
-                                  "det_retinanet_vit_synthetic", "det_retinanet_resnet_synthetic",
-                                  "det_fcos_vit_synthetic", "det_faster_rcnn_vit_synthetic"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "seg_fpn_vit_synthetic",
+        "seg_upernet_vit_synthetic",
+        "seg_unet_resnet_synthetic",
+        "det_retinanet_vit_synthetic",
+        "det_retinanet_resnet_synthetic",
+        "det_fcos_vit_synthetic",
+        "det_faster_rcnn_vit_synthetic",
+    ],
+)
 def test_shipped_configs_build_and_step(name: str, tiny_export, tmp_path) -> None:
     """Every shipped config builds with a 64 px tower and takes one training step."""
     from mmengine.registry import MODELS
@@ -37,7 +46,9 @@ def test_shipped_configs_build_and_step(name: str, tiny_export, tmp_path) -> Non
     ds = DATASETS.build(cfg.train_dataloader.dataset)
     batch = pseudo_collate([ds[i] for i in range(2)])
     losses = model(**model.data_preprocessor(batch, True), mode="loss")
-    total = sum(v.sum() if hasattr(v, "sum") else sum(x.sum() for x in v) for k, v in losses.items() if "loss" in k)
+    total = sum(
+        v.sum() if hasattr(v, "sum") else sum(x.sum() for x in v) for k, v in losses.items() if "loss" in k
+    )
     assert math.isfinite(float(total.detach()))
     total.backward()
 
@@ -63,7 +74,9 @@ def test_det_random_and_pretrained(tiny_export, resnet_ckpt, vit_ckpt, tmp_path)
     kw = dict(data_root=tiny_export, iters=2, batch_size=4, progress=False, device="cpu")
     # score_thr 0 keeps every box, so pycocotools really evaluates after two steps.
     keep_all = {"model.test_cfg.score_thr": 0.0}
-    a = run_det(checkpoint="random", arch="sista_vit_tiny:64:1", out=tmp_path / "rand", options=keep_all, **kw)
+    a = run_det(
+        checkpoint="random", arch="sista_vit_tiny:64:1", out=tmp_path / "rand", options=keep_all, **kw
+    )
     b = run_det(checkpoint=str(resnet_ckpt), out=tmp_path / "ckpt", fraction=0.5, options=keep_all, **kw)
     for m in (a, b):
         _finite(m, "coco_bbox_mAP", "coco_bbox_mAP_50", "mgca_bbox_mAP")
@@ -104,11 +117,15 @@ def test_bad_data_root(tmp_path) -> None:
     from sista_kit.downstream import run_det
 
     with pytest.raises(FileNotFoundError, match="det_train.json"):
-        run_det(checkpoint="random", arch="sista_vit_tiny:64:1", data_root=tmp_path, out=tmp_path / "o", iters=1)
+        run_det(
+            checkpoint="random", arch="sista_vit_tiny:64:1", data_root=tmp_path, out=tmp_path / "o", iters=1
+        )
 
 
-@pytest.mark.parametrize("name", ["seg_upernet_vit_siim", "seg_unet_resnet_siim", "det_retinanet_vit_rsna",
-                                  "det_faster_rcnn_resnet_rsna"])
+@pytest.mark.parametrize(
+    "name",
+    ["seg_upernet_vit_siim", "seg_unet_resnet_siim", "det_retinanet_vit_rsna", "det_faster_rcnn_resnet_rsna"],
+)
 def test_real_data_configs_build(name: str, tiny_export, tmp_path) -> None:
     """The paper-scale configs parse, adapt to a (tiny) tower and build their model."""
     from mmengine.registry import MODELS, DefaultScope
@@ -118,8 +135,18 @@ def test_real_data_configs_build(name: str, tiny_export, tmp_path) -> None:
     task = name.split("_")[0]
     arch = "sista_resnet18:64:1" if "resnet" in name else "sista_vit_tiny:64:1"
     classes = ("nodule",) if task == "det" else None
-    cfg = prepare_config(task, name, arch=arch, data_root=tiny_export, out=tmp_path, iters=1, progress=False,
-                         classes=classes)
+    blocks = {} if "resnet" in name else {"model.backbone.out_indices": [0, 1, 2, 3]}  # tiny ViT: 4 blocks
+    cfg = prepare_config(
+        task,
+        name,
+        arch=arch,
+        data_root=tiny_export,
+        out=tmp_path,
+        iters=1,
+        progress=False,
+        classes=classes,
+        options=blocks,
+    )
     DefaultScope.get_instance(f"test_{name}", scope_name=cfg.default_scope)
     model = MODELS.build(cfg.model)
     assert cfg.train_dataloader.dataset.label_fraction == 1.0
@@ -133,8 +160,34 @@ def test_cli_writes_metrics(tiny_export, tmp_path, capsys) -> None:
     from sista_kit.downstream.cli import main
 
     out = tmp_path / "cli"
-    assert main(["cls", "--checkpoint", "random", "--arch", "sista_vit_tiny:64:1", "--data-root", str(tiny_export),
-                 "--out", str(out), "--fraction", "0.1", "--iters", "5", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "cls",
+                "--checkpoint",
+                "random",
+                "--arch",
+                "sista_vit_tiny:64:1",
+                "--data-root",
+                str(tiny_export),
+                "--out",
+                str(out),
+                "--fraction",
+                "0.1",
+                "--iters",
+                "5",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     rec = json.loads((out / "metrics.json").read_text())
     assert rec["n_train"] == 3 and math.isfinite(rec["metrics"]["auroc"])
     assert json.loads(capsys.readouterr().out)["auroc"] == rec["metrics"]["auroc"]
+
+
+def test_bad_checkpoint_path(tiny_export, tmp_path) -> None:
+    from sista_kit.downstream import run_seg
+
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        run_seg(tmp_path / "no_such_checkpoint", data_root=tiny_export, out=tmp_path / "o", iters=1)

@@ -7,12 +7,22 @@ image_size = 224
 max_iters = 8000
 
 model = dict(
-    backbone=dict(_delete_=True, type="sista_kit.SistaResNet", checkpoint="random", model_name="sista_resnet50",
-                  image_size=image_size, in_chans=3, out_indices=(1, 2, 3, 4), frozen=False),
+    backbone=dict(
+        _delete_=True,
+        type="sista_kit.SistaResNet",
+        checkpoint="random",
+        model_name="sista_resnet50",
+        image_size=image_size,
+        in_chans=3,
+        out_indices=(1, 2, 3, 4),
+        frozen=False,
+    ),
     neck=dict(in_channels=[256, 512, 1024, 2048], out_channels=256),
     rpn_head=dict(in_channels=256, feat_channels=256, anchor_generator=dict(strides=[4, 8, 16, 32, 64])),
-    roi_head=dict(bbox_roi_extractor=dict(out_channels=256, featmap_strides=[4, 8, 16, 32]),
-                  bbox_head=dict(in_channels=256, fc_out_channels=1024, num_classes=1)),
+    roi_head=dict(
+        bbox_roi_extractor=dict(out_channels=256, featmap_strides=[4, 8, 16, 32]),
+        bbox_head=dict(in_channels=256, fc_out_channels=1024, num_classes=1),
+    ),
 )
 _dataset = dict(data_root=data_root, metainfo=dict(classes=("opacity",)))
 train_dataloader = dict(batch_size=16, dataset=_dataset)
@@ -21,14 +31,36 @@ test_dataloader = dict(dataset=_dataset)
 del _dataset
 _iou = [0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75]
 val_evaluator = [
-    dict(type="sista_kit.SistaCocoMetric", ann_file=f"{data_root}/annotations/det_val.json", metric="bbox", prefix="coco"),
-    dict(type="sista_kit.SistaCocoMetric", ann_file=f"{data_root}/annotations/det_val.json", metric="bbox", iou_thrs=_iou,
-         metric_items=["mAP"], prefix="mgca"),
+    dict(
+        type="sista_kit.SistaCocoMetric",
+        ann_file=f"{data_root}/annotations/det_val.json",
+        metric="bbox",
+        prefix="coco",
+    ),
+    dict(
+        type="sista_kit.SistaCocoMetric",
+        ann_file=f"{data_root}/annotations/det_val.json",
+        metric="bbox",
+        iou_thrs=_iou,
+        metric_items=["mAP"],
+        prefix="mgca",
+    ),
 ]
 test_evaluator = [
-    dict(type="sista_kit.SistaCocoMetric", ann_file=f"{data_root}/annotations/det_test.json", metric="bbox", prefix="coco"),
-    dict(type="sista_kit.SistaCocoMetric", ann_file=f"{data_root}/annotations/det_test.json", metric="bbox", iou_thrs=_iou,
-         metric_items=["mAP"], prefix="mgca"),
+    dict(
+        type="sista_kit.SistaCocoMetric",
+        ann_file=f"{data_root}/annotations/det_test.json",
+        metric="bbox",
+        prefix="coco",
+    ),
+    dict(
+        type="sista_kit.SistaCocoMetric",
+        ann_file=f"{data_root}/annotations/det_test.json",
+        metric="bbox",
+        iou_thrs=_iou,
+        metric_items=["mAP"],
+        prefix="mgca",
+    ),
 ]
 del _iou
 train_cfg = dict(max_iters=max_iters, val_interval=1000)

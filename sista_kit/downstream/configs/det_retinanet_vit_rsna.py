@@ -9,11 +9,17 @@ image_size = 224
 max_iters = 8000
 
 model = dict(
-    backbone=dict(model_name="sista_vit_base_patch16_224", image_size=image_size, in_chans=3,
-                  out_indices=(3, 5, 7, 11)),
+    backbone=dict(
+        model_name="sista_vit_base_patch16_224", image_size=image_size, in_chans=3, out_indices=(3, 5, 7, 11)
+    ),
     neck=dict(in_channels=[768, 768, 768, 768], out_channels=256),
-    bbox_head=dict(num_classes=1, in_channels=256, stacked_convs=4, feat_channels=256,
-                   anchor_generator=dict(strides=[8, 16, 32, 64, 128])),
+    bbox_head=dict(
+        num_classes=1,
+        in_channels=256,
+        stacked_convs=4,
+        feat_channels=256,
+        anchor_generator=dict(strides=[8, 16, 32, 64, 128]),
+    ),
 )
 _dataset = dict(data_root=data_root, metainfo=dict(classes=("opacity",)))
 train_dataloader = dict(batch_size=16, dataset=_dataset)
@@ -22,14 +28,36 @@ test_dataloader = dict(dataset=_dataset)
 del _dataset
 _iou = [0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75]
 val_evaluator = [
-    dict(type="sista_kit.SistaCocoMetric", ann_file=f"{data_root}/annotations/det_val.json", metric="bbox", prefix="coco"),
-    dict(type="sista_kit.SistaCocoMetric", ann_file=f"{data_root}/annotations/det_val.json", metric="bbox", iou_thrs=_iou,
-         metric_items=["mAP"], prefix="mgca"),
+    dict(
+        type="sista_kit.SistaCocoMetric",
+        ann_file=f"{data_root}/annotations/det_val.json",
+        metric="bbox",
+        prefix="coco",
+    ),
+    dict(
+        type="sista_kit.SistaCocoMetric",
+        ann_file=f"{data_root}/annotations/det_val.json",
+        metric="bbox",
+        iou_thrs=_iou,
+        metric_items=["mAP"],
+        prefix="mgca",
+    ),
 ]
 test_evaluator = [
-    dict(type="sista_kit.SistaCocoMetric", ann_file=f"{data_root}/annotations/det_test.json", metric="bbox", prefix="coco"),
-    dict(type="sista_kit.SistaCocoMetric", ann_file=f"{data_root}/annotations/det_test.json", metric="bbox", iou_thrs=_iou,
-         metric_items=["mAP"], prefix="mgca"),
+    dict(
+        type="sista_kit.SistaCocoMetric",
+        ann_file=f"{data_root}/annotations/det_test.json",
+        metric="bbox",
+        prefix="coco",
+    ),
+    dict(
+        type="sista_kit.SistaCocoMetric",
+        ann_file=f"{data_root}/annotations/det_test.json",
+        metric="bbox",
+        iou_thrs=_iou,
+        metric_items=["mAP"],
+        prefix="mgca",
+    ),
 ]
 del _iou
 train_cfg = dict(max_iters=max_iters, val_interval=1000)

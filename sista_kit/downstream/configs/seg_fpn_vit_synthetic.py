@@ -8,25 +8,56 @@ default_scope = "mmseg"
 
 data_root = "data/synthetic"
 image_size = 128
-source_classes = ("background", "consolidation", "nodule", "effusion", "pneumothorax", "cardiomegaly",
-                  "atelectasis")
+source_classes = (
+    "background",
+    "consolidation",
+    "nodule",
+    "effusion",
+    "pneumothorax",
+    "cardiomegaly",
+    "atelectasis",
+)
 classes = source_classes
 norm_cfg = dict(type="BN", requires_grad=True)
 
-data_preprocessor = dict(type="SegDataPreProcessor", mean=[127.5], std=[63.75], bgr_to_rgb=False,
-                         pad_val=0, seg_pad_val=255, size=(image_size, image_size))
+data_preprocessor = dict(
+    type="SegDataPreProcessor",
+    mean=[127.5],
+    std=[63.75],
+    bgr_to_rgb=False,
+    pad_val=0,
+    seg_pad_val=255,
+    size=(image_size, image_size),
+)
 model = dict(
     _scope_="mmseg",
     type="EncoderDecoder",
     data_preprocessor=data_preprocessor,
-    backbone=dict(type="sista_kit.SistaViT", checkpoint="random", model_name="sista_vit_tiny",
-                  image_size=image_size, in_chans=1, out_indices=(-1,), frozen=False),
+    backbone=dict(
+        type="sista_kit.SistaViT",
+        checkpoint="random",
+        model_name="sista_vit_tiny",
+        image_size=image_size,
+        in_chans=1,
+        out_indices=(-1,),
+        frozen=False,
+    ),
     neck=dict(type="FPN", in_channels=[192, 192, 192, 192], out_channels=64, num_outs=4),
-    decode_head=dict(type="FPNHead", in_channels=[64, 64, 64, 64], in_index=[0, 1, 2, 3],
-                     feature_strides=[2, 4, 8, 16], channels=64, dropout_ratio=0.1,
-                     num_classes=len(classes), norm_cfg=norm_cfg, align_corners=False,
-                     loss_decode=[dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=1.0),
-                                  dict(type="DiceLoss", loss_weight=1.0)]),
+    decode_head=dict(
+        type="FPNHead",
+        in_channels=[64, 64, 64, 64],
+        in_index=[0, 1, 2, 3],
+        feature_strides=[2, 4, 8, 16],
+        channels=64,
+        dropout_ratio=0.1,
+        num_classes=len(classes),
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        loss_decode=[
+            dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=1.0),
+            dict(type="DiceLoss", loss_weight=1.0),
+        ],
+    ),
     train_cfg=dict(),
     test_cfg=dict(mode="whole"),
 )
@@ -47,17 +78,40 @@ test_pipeline = [
 
 
 def _split(name, pipeline, fraction=1.0):
-    return dict(type="sista_kit.SistaSegDataset", data_root=data_root, ann_file=f"splits/{name}.txt",
-                data_prefix=dict(img_path="images", seg_map_path="masks"), source_classes=source_classes,
-                metainfo=dict(classes=classes), pipeline=pipeline, label_fraction=fraction, fraction_seed=0)
+    return dict(
+        type="sista_kit.SistaSegDataset",
+        data_root=data_root,
+        ann_file=f"splits/{name}.txt",
+        data_prefix=dict(img_path="images", seg_map_path="masks"),
+        source_classes=source_classes,
+        metainfo=dict(classes=classes),
+        pipeline=pipeline,
+        label_fraction=fraction,
+        fraction_seed=0,
+    )
 
 
-train_dataloader = dict(batch_size=8, num_workers=0, persistent_workers=False,
-                        sampler=dict(type="InfiniteSampler", shuffle=True), dataset=_split("train", train_pipeline))
-val_dataloader = dict(batch_size=8, num_workers=0, persistent_workers=False,
-                      sampler=dict(type="DefaultSampler", shuffle=False), dataset=_split("val", test_pipeline))
-test_dataloader = dict(batch_size=8, num_workers=0, persistent_workers=False,
-                       sampler=dict(type="DefaultSampler", shuffle=False), dataset=_split("test", test_pipeline))
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type="InfiniteSampler", shuffle=True),
+    dataset=_split("train", train_pipeline),
+)
+val_dataloader = dict(
+    batch_size=8,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type="DefaultSampler", shuffle=False),
+    dataset=_split("val", test_pipeline),
+)
+test_dataloader = dict(
+    batch_size=8,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type="DefaultSampler", shuffle=False),
+    dataset=_split("test", test_pipeline),
+)
 del _split
 val_evaluator = dict(type="sista_kit.SistaIoUMetric", iou_metrics=["mIoU", "mDice"])
 test_evaluator = val_evaluator

@@ -12,8 +12,9 @@ max_iters = 8000
 
 model = dict(
     data_preprocessor=dict(size=(image_size, image_size)),
-    backbone=dict(model_name="sista_vit_base_patch16_224", image_size=image_size, in_chans=3,
-                  out_indices=(3, 5, 7, 11)),
+    backbone=dict(
+        model_name="sista_vit_base_patch16_224", image_size=image_size, in_chans=3, out_indices=(3, 5, 7, 11)
+    ),
     decode_head=dict(in_channels=[768, 768, 768, 768], channels=256, num_classes=2),
 )
 _dataset = dict(data_root=data_root, source_classes=source_classes, metainfo=dict(classes=classes))

@@ -7,10 +7,10 @@ that library is installed.
 
 from __future__ import annotations
 
-from .registry import DATASETS, HOOKS, METRICS, MODELS, SCOPE
-from .safe_load import PlainHistoryBuffer, SafeCheckpointHook, allow_mmengine_checkpoints
 from . import backbones, datasets, hooks  # noqa: F401,E402  (registration side effects)
 from .backbones import SistaResNet, SistaViT
+from .registry import DATASETS, HOOKS, METRICS, MODELS, SCOPE
+from .safe_load import PlainHistoryBuffer, SafeCheckpointHook, allow_mmengine_checkpoints
 
 try:
     from . import heads, metrics  # noqa: F401  (need mmseg)

@@ -46,10 +46,14 @@ class _SistaBackbone(BaseModule):
             checkpoint = pretrained[0]["checkpoint"]
             cfgs = [c for c in cfgs if c.get("type") != "Pretrained"]
         if cfgs:
-            raise ValueError(f"{type(self).__name__} takes only init_cfg=dict(type='Pretrained', ...), got {cfgs}")
+            raise ValueError(
+                f"{type(self).__name__} takes only init_cfg=dict(type='Pretrained', ...), got {cfgs}"
+            )
         super().__init__(init_cfg=None)
         if checkpoint in (None, RANDOM) and model_name is None:
-            raise ValueError(f"{type(self).__name__} needs a checkpoint folder, or model_name for random weights")
+            raise ValueError(
+                f"{type(self).__name__} needs a checkpoint folder, or model_name for random weights"
+            )
         arch = EncoderSpec(model_name, int(image_size), int(in_chans)) if model_name else None
         trunk, self.spec = build_trunk(checkpoint, arch)
         self.checkpoint = RANDOM if checkpoint is None else str(checkpoint)

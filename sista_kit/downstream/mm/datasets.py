@@ -49,8 +49,13 @@ if BaseSegDataset is not None:
 
         METAINFO: dict[str, Any] = {}
 
-        def __init__(self, source_classes: Sequence[str] | None = None, label_fraction: float = 1.0,
-                     fraction_seed: int = 0, **kwargs: Any) -> None:
+        def __init__(
+            self,
+            source_classes: Sequence[str] | None = None,
+            label_fraction: float = 1.0,
+            fraction_seed: int = 0,
+            **kwargs: Any,
+        ) -> None:
             self.source_classes = None if source_classes is None else tuple(source_classes)
             self.label_fraction = float(label_fraction)
             self.fraction_seed = int(fraction_seed)
@@ -65,9 +70,13 @@ if BaseSegDataset is not None:
             new = list(new_classes)
             unknown = [c for c in new if c not in self.source_classes]
             if unknown:
-                raise ValueError(f"classes {unknown} are not among the label map's classes {self.source_classes}")
+                raise ValueError(
+                    f"classes {unknown} are not among the label map's classes {self.source_classes}"
+                )
             if new[0] != self.source_classes[0]:
-                raise ValueError(f"the first class must be the background {self.source_classes[0]!r}, got {new[0]!r}")
+                raise ValueError(
+                    f"the first class must be the background {self.source_classes[0]!r}, got {new[0]!r}"
+                )
             mapping = {v: (new.index(c) if c in new else 0) for v, c in enumerate(self.source_classes)}
             return None if all(k == v for k, v in mapping.items()) else mapping
 

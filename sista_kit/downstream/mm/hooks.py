@@ -22,16 +22,23 @@ class TqdmProgressHook(Hook):
         self._bar: Any = None
 
     def before_train(self, runner: Any) -> None:
-        self._bar = tqdm(total=runner.max_iters, initial=runner.iter, desc=self.desc, disable=self.disable,
-                         dynamic_ncols=True)
+        self._bar = tqdm(
+            total=runner.max_iters,
+            initial=runner.iter,
+            desc=self.desc,
+            disable=self.disable,
+            dynamic_ncols=True,
+        )
 
-    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None) -> None:
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
         if self._bar is None:
             return
         self._bar.update(1)
         loss = (outputs or {}).get("loss")
         if loss is not None:
-            value = float(loss)
+            value = float(loss.detach()) if hasattr(loss, "detach") else float(loss)
             self._bar.set_postfix(loss=f"{value:.4f}" if math.isfinite(value) else str(value), refresh=False)
 
     def after_train(self, runner: Any) -> None:

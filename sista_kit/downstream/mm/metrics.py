@@ -26,8 +26,15 @@ class SistaIoUMetric(IoUMetric):
         if self.format_only:
             return metrics
         cols = tuple(zip(*results, strict=True))
-        per_class = self.total_area_to_metrics(sum(cols[0]), sum(cols[1]), sum(cols[2]), sum(cols[3]),
-                                               ["mIoU", "mDice"], self.nan_to_num, self.beta)
+        per_class = self.total_area_to_metrics(
+            sum(cols[0]),
+            sum(cols[1]),
+            sum(cols[2]),
+            sum(cols[3]),
+            ["mIoU", "mDice"],
+            self.nan_to_num,
+            self.beta,
+        )
         names = self.dataset_meta["classes"]
         for key in ("IoU", "Dice"):
             for name, value in zip(names, per_class[key], strict=True):
