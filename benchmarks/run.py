@@ -26,13 +26,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from suite.pipeline import HEADLINE, Ledger, prepare_data, pretrain_method, random_arch, transfer  # noqa: E402
 from suite.profiles import METHODS, TASKS, get_profile  # noqa: E402
 
+METRIC_NOTE = (
+    "cls: macro AUROC (%, linear probe on the frozen encoder); seg: Dice of the target finding (%, frozen "
+    "encoder); det: mAP of the target finding in [0, 1] (MGCA: IoU 0.40:0.05:0.75; COCO: 0.50:0.95; frozen "
+    "encoder); diagnostics as fractions. Mean ± std over seeds; best in bold."
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tasks", default="cls,seg,det", help="comma list of cls, seg, det")
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma list of {', '.join(METHODS)}")
     p.add_argument("--data", default="synthetic", help="synthetic | iu | a written dataset folder")
-    p.add_argument("--fractions", default=None, help="label fractions, e.g. 0.01,0.1,1 (profile's by default)")
+    p.add_argument(
+        "--fractions", default=None, help="label fractions, e.g. 0.01,0.1,1 (profile's by default)"
+    )
     p.add_argument("--seeds", type=int, default=None, help="seeds per transfer (profile's by default)")
     p.add_argument("--profile", default="default", choices=("smoke", "default", "paper"))
     p.add_argument("--out", default="outputs/benchmark", help="output folder")
@@ -54,8 +62,18 @@ def _versions() -> dict[str, str]:
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}
-    for dist in ("torch", "triton", "open-clip-torch", "timm", "transformers", "mmcv", "mmdet", "mmsegmentation",
-                 "mmengine", "sista-kit"):
+    for dist in (
+        "torch",
+        "triton",
+        "open-clip-torch",
+        "timm",
+        "transformers",
+        "mmcv",
+        "mmdet",
+        "mmsegmentation",
+        "mmengine",
+        "sista-kit",
+    ):
         try:
             out[dist] = md.version(dist)
         except md.PackageNotFoundError:
@@ -88,17 +106,18 @@ def _write_splits(data_root: Path, out: Path, fractions: list[float], seeds: int
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import torch
-    from tqdm.auto import tqdm
-
     from suite.diagnose import fn_records, method_records
     from suite.report import markdown_tables, plot_fraction_curves
     from suite.results import write_records
+    from tqdm.auto import tqdm
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     tasks = _split_list(args.tasks, TASKS)
     methods = _split_list(args.methods, METHODS)
     profile = get_profile(args.profile)
-    fractions = [float(f) for f in args.fractions.split(",")] if args.fractions else list(profile["fractions"])
+    fractions = (
+        [float(f) for f in args.fractions.split(",")] if args.fractions else list(profile["fractions"])
+    )
     if any(not 0 < f <= 1 for f in fractions):
         raise SystemExit(f"fractions must lie in (0, 1], got {fractions}")
     seeds = {t: args.seeds or profile["seeds"][t] for t in TASKS}
@@ -126,10 +145,21 @@ def main(argv: list[str] | None = None) -> int:
     records = []
     for method, task, fraction, seed in tqdm(units, desc="transfer", unit="run"):
         checkpoint = str(checkpoints[method]) if method in checkpoints else "random"
-        metrics = transfer(method, task, fraction, seed, checkpoint, arch, profile, data_root, out, args.device,
-                           ledger)
-        records += [dict(method=method, task=task, dataset=dataset, fraction=fraction, seed=seed, metric=k,
-                         value=float(v)) for k, v in metrics.items()]
+        metrics = transfer(
+            method, task, fraction, seed, checkpoint, arch, profile, data_root, out, args.device, ledger
+        )
+        records += [
+            dict(
+                method=method,
+                task=task,
+                dataset=dataset,
+                fraction=fraction,
+                seed=seed,
+                metric=k,
+                value=float(v),
+            )
+            for k, v in metrics.items()
+        ]
     ledger.wall_s["transfer"] = round(time.perf_counter() - stage, 1)
     _write_splits(data_root, out, fractions, max(seeds[t] for t in tasks))
 
@@ -146,8 +176,9 @@ def main(argv: list[str] | None = None) -> int:
             return build_model(read_checkpoint_config(any_ckpt))
 
         records += fn_records(data_root, profile, ledger, out)
-        found, figure = method_records(checkpoints, random_model if "random" in methods else None, data_root,
-                                       profile, ledger, out)
+        found, figure = method_records(
+            checkpoints, random_model if "random" in methods else None, data_root, profile, ledger, out
+        )
         records += found
         ledger.wall_s["diagnostics"] = round(time.perf_counter() - stage, 1)
 
@@ -157,20 +188,38 @@ def main(argv: list[str] | None = None) -> int:
     ledger.wall_s["total"] = round(time.perf_counter() - t0, 1)
     info = {
         "command": " ".join(["python", "benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])]),
-        "profile": args.profile, "profile_settings": profile, "data": args.data, "dataset_folder": str(data_root),
-        "tasks": tasks, "methods": methods, "fractions": fractions, "seeds": seeds, "device": args.device,
-        "device_name": _device_name(args.device), "versions": _versions(), "started": started.isoformat(),
-        "finished": datetime.now(timezone.utc).isoformat(), "wall_s": ledger.wall_s,
-        "units_run": len(ledger.ran), "units_reused": len(ledger.reused), "ran": ledger.ran,
+        "profile": args.profile,
+        "profile_settings": profile,
+        "data": args.data,
+        "dataset_folder": str(data_root),
+        "tasks": tasks,
+        "methods": methods,
+        "fractions": fractions,
+        "seeds": seeds,
+        "device": args.device,
+        "device_name": _device_name(args.device),
+        "versions": _versions(),
+        "started": started.isoformat(),
+        "finished": datetime.now(timezone.utc).isoformat(),
+        "wall_s": ledger.wall_s,
+        "units_run": len(ledger.ran),
+        "units_reused": len(ledger.reused),
+        "unit_wall_s": round(ledger.unit_wall_s, 1),
+        "ran": ledger.ran,
     }
     (out / "run_info.json").write_text(json.dumps(info, indent=1, default=str))
-    header = (f"# sista_kit benchmark ({args.profile} profile)\n\n`{info['command']}` on {info['device_name']}, "
-              f"{started:%Y-%m-%d}, {ledger.wall_s['total'] / 60:.1f} min. Metrics in %: cls macro AUROC, seg Dice / IoU, "
-              f"det mAP (MGCA: IoU 0.40:0.75; COCO: 0.50:0.95). Mean ± std over seeds; best in bold.\n\n")
+    header = (
+        f"# sista_kit benchmark ({args.profile} profile)\n\n`{info['command']}` on {info['device_name']}, "
+        f"{started:%Y-%m-%d}: {ledger.unit_wall_s / 60:.1f} min of pretraining and transfer work "
+        f"({len(ledger.reused)} units reused from earlier invocations), "
+        f"{ledger.wall_s['total'] / 60:.1f} min in this invocation.\n\n{METRIC_NOTE}\n\n"
+    )
     figures = "".join(f"![{p.stem}]({p.name})\n\n" for p in (curves, figure) if p is not None)
     (out / "results.md").write_text(header + figures + markdown_tables(headline, methods))
-    print(f"\nwrote {out}/results.md ({len(ledger.ran)} units run, {len(ledger.reused)} reused, "
-          f"{ledger.wall_s['total'] / 60:.1f} min)")
+    print(
+        f"\nwrote {out}/results.md ({len(ledger.ran)} units run, {len(ledger.reused)} reused, "
+        f"{ledger.wall_s['total'] / 60:.1f} min)"
+    )
     print(markdown_tables([r for r in headline if r["task"] in tasks], methods))
     return 0
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from sista_kit.losses.functional import check_sparsify
+
 from ._runtime import (
     INTERPRET,
     check_device,
@@ -28,47 +30,9 @@ from ._runtime import (
     triton,
 )
 from .limits import MAX_PATCHES
+from .tiles import dot_tile as _similarity_tile
 
 MINMAX_EPS = 1e-8  # as the reference
-SPARSIFY_MODES = ("threshold", "topk")
-
-
-@triton.jit
-def _similarity_tile(
-    W,
-    V,
-    offs_l,
-    offs_p,
-    l_ok,
-    p_ok,
-    D,
-    sw_l,
-    sw_d,
-    sv_p,
-    sv_d,
-    BLOCK_L: tl.constexpr,
-    BLOCK_P: tl.constexpr,
-    BLOCK_D: tl.constexpr,
-    DOT_FP32: tl.constexpr,
-    PRECISION: tl.constexpr,
-):
-    """(BLOCK_L, BLOCK_P) fp32 word-patch similarities, accumulated over chunks of D."""
-    sim = tl.zeros((BLOCK_L, BLOCK_P), dtype=tl.float32)
-    offs_d = tl.arange(0, BLOCK_D)
-    for d0 in range(0, D, BLOCK_D):
-        dd = d0 + offs_d
-        d_ok = dd < D
-        w = tl.load(
-            W + offs_l[:, None] * sw_l + dd[None, :] * sw_d, mask=l_ok[:, None] & d_ok[None, :], other=0.0
-        )
-        vt = tl.load(
-            V + offs_p[None, :] * sv_p + dd[:, None] * sv_d, mask=p_ok[None, :] & d_ok[:, None], other=0.0
-        )
-        if DOT_FP32:
-            w = w.to(tl.float32)
-            vt = vt.to(tl.float32)
-        sim = tl.dot(w, vt, sim, input_precision=PRECISION)
-    return sim
 
 
 @triton.jit
@@ -418,8 +382,6 @@ def sparse_grouped_embeddings_triton(
     Returns:
         (B, L, D) in the input dtype (fp32 accumulation), differentiable w.r.t. both token inputs.
     """
-    if sparsify not in SPARSIFY_MODES:
-        raise ValueError(f"unknown sparsify {sparsify!r}; expected one of {', '.join(SPARSIFY_MODES)}")
     for name, tensor in (("image_tokens", image_tokens), ("text_tokens", text_tokens)):
         if not isinstance(tensor, Tensor) or tensor.dim() != 3:
             raise ValueError(
@@ -436,10 +398,7 @@ def sparse_grouped_embeddings_triton(
         raise TypeError(f"image_tokens is {image_tokens.dtype} but text_tokens is {text_tokens.dtype}")
     if not 1 <= patch_count <= MAX_PATCHES:
         raise ValueError(f"the fused kernel supports 1..{MAX_PATCHES} patches, got P={patch_count}")
-    if sparsify == "topk" and not 1 <= k <= patch_count:
-        raise ValueError(f"k must lie in [1, P={patch_count}], got {k}")
-    if sparsify == "threshold" and threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must lie in [0, 1] (min-max normalised scale), got {threshold}")
+    check_sparsify(sparsify, threshold, k, patch_count)
     length = text_tokens.shape[1]
     if text_mask is None:
         mask = torch.ones((batch, length), dtype=torch.int8, device=text_tokens.device)

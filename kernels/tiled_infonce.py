@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sista_kit.losses.functional import check_instance_inputs, check_similarity_sources
+
 from ._runtime import (
     INTERPRET,
     check_device,
@@ -27,46 +29,9 @@ from ._runtime import (
     triton,
 )
 from .limits import MAX_DIM
+from .tiles import dot_tile as _logit_tile
 
 TILED_STRATEGIES = ("eliminate", "positive")
-
-
-@triton.jit
-def _logit_tile(
-    Q,
-    C,
-    rows,
-    cols,
-    r_ok,
-    c_ok,
-    D,
-    sq_b,
-    sq_d,
-    sc_b,
-    sc_d,
-    BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr,
-    DOT_FP32: tl.constexpr,
-    PRECISION: tl.constexpr,
-):
-    """(BLOCK_M, BLOCK_N) fp32 dot products of query rows with candidate rows."""
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    offs_k = tl.arange(0, BLOCK_K)
-    for k0 in range(0, D, BLOCK_K):
-        kk = k0 + offs_k
-        k_ok = kk < D
-        q = tl.load(
-            Q + rows[:, None] * sq_b + kk[None, :] * sq_d, mask=r_ok[:, None] & k_ok[None, :], other=0.0
-        )
-        ct = tl.load(
-            C + cols[None, :] * sc_b + kk[:, None] * sc_d, mask=c_ok[None, :] & k_ok[:, None], other=0.0
-        )
-        if DOT_FP32:
-            q = q.to(tl.float32)
-            ct = ct.to(tl.float32)
-        acc = tl.dot(q, ct, acc, input_precision=PRECISION)
-    return acc
 
 
 @triton.jit
@@ -517,17 +482,10 @@ def fn_aware_infonce_tiled(
     Returns:
         Scalar (image->text + text->image) / 2 in the features' dtype.
     """
+    check_instance_inputs(image_features, text_features, report_similarity, threshold, strategy, neutral_band)
+    check_similarity_sources(report_similarity, report_embeddings, image_features.shape[0])
     for name, tensor in (("image_features", image_features), ("text_features", text_features)):
-        if not isinstance(tensor, Tensor) or tensor.dim() != 2:
-            raise ValueError(
-                f"{name} must be a 2-D tensor (B, D), got {getattr(tensor, 'shape', type(tensor).__name__)}"
-            )
         check_dtype(name, tensor)
-    if image_features.shape != text_features.shape:
-        raise ValueError(
-            f"image_features {tuple(image_features.shape)} and text_features "
-            f"{tuple(text_features.shape)} must have the same shape"
-        )
     if image_features.dtype != text_features.dtype:
         raise TypeError(
             f"image_features is {image_features.dtype} but text_features is {text_features.dtype}"
@@ -540,29 +498,8 @@ def fn_aware_infonce_tiled(
             f"the tiled kernel supports strategies {TILED_STRATEGIES}, got {strategy!r} "
             "(use the PyTorch reference for 'soft')"
         )
-    if not -1.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must lie in [-1, 1] (cosine similarity), got {threshold}")
-    if neutral_band is not None:
-        low, high = neutral_band
-        if not -1.0 <= low <= high <= 1.0 or abs(high - threshold) > 1e-12:
-            raise ValueError(
-                f"neutral_band must be (low, threshold) with -1 <= low <= threshold, got {neutral_band}"
-            )
-    if report_similarity is not None and report_embeddings is not None:
-        raise ValueError("give report_similarity or report_embeddings, not both")
-    sim_matrix = sim_embed = None
-    if report_similarity is not None:
-        if report_similarity.dim() != 2 or tuple(report_similarity.shape) != (batch, batch):
-            raise ValueError(
-                f"report_similarity must be ({batch}, {batch}), got {tuple(report_similarity.shape)}"
-            )
-        if not report_similarity.is_floating_point():
-            raise TypeError(f"report_similarity must be floating, got {report_similarity.dtype}")
-        sim_matrix = report_similarity.detach()
-    if report_embeddings is not None:
-        if report_embeddings.dim() != 2 or report_embeddings.shape[0] != batch:
-            raise ValueError(f"report_embeddings must be ({batch}, R), got {tuple(report_embeddings.shape)}")
-        sim_embed = report_embeddings.detach().float().contiguous()
+    sim_matrix = None if report_similarity is None else report_similarity.detach()
+    sim_embed = None if report_embeddings is None else report_embeddings.detach().float().contiguous()
     check_device(*[t for t in (image_features, text_features, sim_matrix, sim_embed) if t is not None])
     image = F.normalize(image_features, dim=-1).contiguous()
     text = F.normalize(text_features, dim=-1).contiguous()

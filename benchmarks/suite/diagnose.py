@@ -18,7 +18,9 @@ def _test_loader(checkpoint_dir: Path | None, data_root: Path, split: str, sampl
     from sista_kit.data import ImageTransform, PretrainDataset, collate_pretrain, load_tokenizer
 
     tokenizer = load_tokenizer(checkpoint_dir / "tokenizer")
-    dataset = PretrainDataset(data_root, tokenizer, max_length, ImageTransform(), split=split, return_masks=True)
+    dataset = PretrainDataset(
+        data_root, tokenizer, max_length, ImageTransform(), split=split, return_masks=True
+    )
     subset = Subset(dataset, range(min(samples, len(dataset))))
     return DataLoader(subset, batch_size=32, shuffle=False, collate_fn=collate_pretrain)
 
@@ -34,16 +36,36 @@ def fn_records(data_root: Path, profile: dict[str, Any], ledger: Ledger, out: Pa
         picked = random.Random(0).sample(rows, min(profile["diagnostics"]["samples"], len(rows)))
         labels = torch.tensor([r["labels"] for r in picked], dtype=torch.float32)
         found = diagnostics.fn_detection(
-            [r["report"] for r in picked], labels, [r["finding_key"] for r in picked],
-            [r["report"] for r in rows], threshold=0.9, providers=profile["diagnostics"]["providers"],
+            [r["report"] for r in picked],
+            labels,
+            [r["finding_key"] for r in picked],
+            [r["report"] for r in rows],
+            threshold=0.9,
+            providers=profile["diagnostics"]["providers"],
         )
         cached = ledger.record(done, "diagnostics/fn_detection", {"rows": found})
-    return [dict(method=r["provider"], task="fn_detection", dataset="pretrain", fraction=None, seed=0,
-                 metric=r["metric"], value=float(r["value"])) for r in cached["rows"]]
+    return [
+        dict(
+            method=r["provider"],
+            task="fn_detection",
+            dataset="pretrain",
+            fraction=None,
+            seed=0,
+            metric=r["metric"],
+            value=float(r["value"]),
+        )
+        for r in cached["rows"]
+    ]
 
 
-def method_records(checkpoints: dict[str, Path], random_model: Any, data_root: Path, profile: dict[str, Any],
-                   ledger: Ledger, out: Path) -> tuple[list[dict[str, Any]], Path | None]:
+def method_records(
+    checkpoints: dict[str, Path],
+    random_model: Any,
+    data_root: Path,
+    profile: dict[str, Any],
+    ledger: Ledger,
+    out: Path,
+) -> tuple[list[dict[str, Any]], Path | None]:
     """Retrieval and pointing-game grounding of each pretrained method on the test split, and a figure
     of word-to-patch maps."""
     from sista_kit.models.checkpoint import load_checkpoint
@@ -70,7 +92,16 @@ def method_records(checkpoints: dict[str, Path], random_model: Any, data_root: P
                 cached = ledger.record(done, f"diagnostics/{method}", {"metrics": metrics})
         for metric, value in cached["metrics"].items():
             task = "grounding" if metric.startswith("pointing") else "retrieval"
-            records.append(dict(method=method, task=task, dataset="test", fraction=None, seed=0, metric=metric,
-                                value=float(value)))
+            records.append(
+                dict(
+                    method=method,
+                    task=task,
+                    dataset="test",
+                    fraction=None,
+                    seed=0,
+                    metric=metric,
+                    value=float(value),
+                )
+            )
     figure = diagnostics.alignment_figure(encodings, out / "alignment_maps.png") if encodings else None
     return records, figure

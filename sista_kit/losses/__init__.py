@@ -1,8 +1,8 @@
 """SISTA losses: composable modules on a functional core, with open_clip's loss contract.
 
-    from sista_kit.losses import SISTALoss, SparseTokenAlignLoss, SemanticInstanceAlignLoss
-    loss = SISTALoss(similarity="online")
-    terms = loss(**model_out, output_dict=True)   # {"instance_align_loss": ..., "token_align_loss": ...}
+from sista_kit.losses import SISTALoss, SparseTokenAlignLoss, SemanticInstanceAlignLoss
+loss = SISTALoss(similarity="online")
+terms = loss(**model_out, output_dict=True)   # {"instance_align_loss": ..., "token_align_loss": ...}
 """
 
 from . import functional

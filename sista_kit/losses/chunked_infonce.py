@@ -13,8 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import check_tensor
-from .functional import check_instance_inputs, false_negative_masks
+from .functional import check_instance_inputs, check_similarity_sources, false_negative_masks
 
 CHUNKED_STRATEGIES = ("eliminate", "positive")
 
@@ -104,7 +103,17 @@ class _ChunkedInfoNCE(torch.autograd.Function):
             grad_text += scale32 * (grad_logits.T @ image32[start:stop])
             grad_scale += (grad_logits * logits).sum() / scale32
         grad_scale = grad_scale.to(scale.dtype) if ctx.needs_input_grad[2] else None
-        return grad_image.to(image.dtype), grad_text.to(text.dtype), grad_scale, None, None, None, None, None, None
+        return (
+            grad_image.to(image.dtype),
+            grad_text.to(text.dtype),
+            grad_scale,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
 
 
 def fn_aware_infonce_chunked(
@@ -130,14 +139,7 @@ def fn_aware_infonce_chunked(
     check_instance_inputs(image_features, text_features, report_similarity, threshold, strategy, neutral_band)
     if strategy not in CHUNKED_STRATEGIES:
         raise ValueError(f"the chunked path supports strategies {CHUNKED_STRATEGIES}, got {strategy!r}")
-    if report_similarity is not None and report_embeddings is not None:
-        raise ValueError("give report_similarity or report_embeddings, not both")
-    if report_embeddings is not None:
-        check_tensor("report_embeddings", report_embeddings, 2)
-        if report_embeddings.shape[0] != image_features.shape[0]:
-            raise ValueError(
-                f"report_embeddings has {report_embeddings.shape[0]} rows, features have {image_features.shape[0]}"
-            )
+    check_similarity_sources(report_similarity, report_embeddings, image_features.shape[0])
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     image = F.normalize(image_features, dim=-1)

@@ -20,7 +20,8 @@ MINMAX_EPS = 1e-8
 # --------------------------------------------------------------------------------------------------
 # STA: sparse token alignment
 # --------------------------------------------------------------------------------------------------
-def _check_sparsify(sparsify: str, threshold: float | None, k: int, num_patches: int) -> None:
+def check_sparsify(sparsify: str, threshold: float | None, k: int, num_patches: int) -> None:
+    """Validate the sparsification options (shared by the reference and the fused kernel)."""
     check_choice("sparsify", sparsify, SPARSIFY_MODES)
     if sparsify == "threshold" and threshold is not None and not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must lie in [0, 1] (min-max normalised scale), got {threshold}")
@@ -52,7 +53,7 @@ def sparse_alignment_weights(
     check_tensor("similarity", similarity, 3)
     batch, length, patches = similarity.shape
     check_mask(text_mask, batch, length)
-    _check_sparsify(sparsify, threshold, k, patches)
+    check_sparsify(sparsify, threshold, k, patches)
 
     low = similarity.amin(dim=-1, keepdim=True)
     high = similarity.amax(dim=-1, keepdim=True)
@@ -160,7 +161,7 @@ def sparse_token_align_loss(
     _check_token_inputs(image_tokens, text_tokens, text_mask)
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    _check_sparsify(sparsify, threshold, k, image_tokens.shape[1])
+    check_sparsify(sparsify, threshold, k, image_tokens.shape[1])
     patches = F.normalize(image_tokens, dim=-1)
     words = F.normalize(text_tokens, dim=-1)
     group = _grouping_function(backend, patches, words)
@@ -182,20 +183,40 @@ def check_instance_inputs(
     """Validate the inputs of the instance losses (dense and chunked paths alike)."""
     check_tensor("image_features", image_features, 2)
     check_tensor("text_features", text_features, 2)
-    check_same("image_features", image_features.shape[0], "text_features", text_features.shape[0], "batch size")
-    check_same("image_features", image_features.shape[1], "text_features", text_features.shape[1], "feature size")
+    check_same(
+        "image_features", image_features.shape[0], "text_features", text_features.shape[0], "batch size"
+    )
+    check_same(
+        "image_features", image_features.shape[1], "text_features", text_features.shape[1], "feature size"
+    )
     check_choice("strategy", strategy, STRATEGIES)
     if not -1.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must lie in [-1, 1] (cosine similarity), got {threshold}")
     if neutral_band is not None:
         low, high = neutral_band
         if not -1.0 <= low <= high <= 1.0 or abs(high - threshold) > 1e-12:
-            raise ValueError(f"neutral_band must be (low, threshold) with -1 <= low <= threshold, got {neutral_band}")
+            raise ValueError(
+                f"neutral_band must be (low, threshold) with -1 <= low <= threshold, got {neutral_band}"
+            )
     if report_similarity is not None:
         check_tensor("report_similarity", report_similarity, 2)
         batch = image_features.shape[0]
         if tuple(report_similarity.shape) != (batch, batch):
-            raise ValueError(f"report_similarity must be ({batch}, {batch}), got {tuple(report_similarity.shape)}")
+            raise ValueError(
+                f"report_similarity must be ({batch}, {batch}), got {tuple(report_similarity.shape)}"
+            )
+
+
+def check_similarity_sources(
+    report_similarity: Tensor | None, report_embeddings: Tensor | None, batch: int
+) -> None:
+    """At most one source of report similarity; embeddings are (B, R) (chunked and tiled paths)."""
+    if report_similarity is not None and report_embeddings is not None:
+        raise ValueError("give report_similarity or report_embeddings, not both")
+    if report_embeddings is not None:
+        check_tensor("report_embeddings", report_embeddings, 2)
+        if report_embeddings.shape[0] != batch:
+            raise ValueError(f"report_embeddings must be ({batch}, R), got {tuple(report_embeddings.shape)}")
 
 
 def false_negative_masks(
@@ -274,5 +295,7 @@ def fn_aware_infonce(
     logits = logit_scale * image @ text.T
     sim = None if report_similarity is None else report_similarity.detach()
     i2t = _directional_loss(logits, sim, threshold, strategy, neutral_band, soft_temperature)
-    t2i = _directional_loss(logits.T, None if sim is None else sim.T, threshold, strategy, neutral_band, soft_temperature)
+    t2i = _directional_loss(
+        logits.T, None if sim is None else sim.T, threshold, strategy, neutral_band, soft_temperature
+    )
     return 0.5 * (i2t + t2i)

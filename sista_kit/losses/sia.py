@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from torch import Tensor, nn
 
 from sista_kit.similarity import ReportSimilarity, build_similarity
@@ -97,7 +96,10 @@ class SemanticInstanceAlignLoss(nn.Module):
     def _loss(self, image, text, logit_scale, sim_matrix, sim_embed, options) -> Tensor:
         from sista_kit.kernels import choose_backend
 
-        if self.strategy in CHUNKED_STRATEGIES and choose_backend(self.backend, "infonce", image, text) == "triton":
+        if (
+            self.strategy in CHUNKED_STRATEGIES
+            and choose_backend(self.backend, "infonce", image, text) == "triton"
+        ):
             from sista_kit.kernels import fn_aware_infonce_tiled
 
             return fn_aware_infonce_tiled(
@@ -105,8 +107,13 @@ class SemanticInstanceAlignLoss(nn.Module):
             )
         if self.chunk_size and self.strategy in CHUNKED_STRATEGIES:
             return fn_aware_infonce_chunked(
-                image, text, logit_scale, sim_matrix, report_embeddings=sim_embed,
-                chunk_size=self.chunk_size, **options,
+                image,
+                text,
+                logit_scale,
+                sim_matrix,
+                report_embeddings=sim_embed,
+                chunk_size=self.chunk_size,
+                **options,
             )
         if sim_matrix is None and sim_embed is not None:
             sim_matrix = (sim_embed @ sim_embed.T).clamp_(-1.0, 1.0)
@@ -121,5 +128,3 @@ class CLIPLoss(SemanticInstanceAlignLoss):
 
     def __init__(self, *, chunk_size: int | None = None, backend: str = "auto"):
         super().__init__(None, chunk_size=chunk_size, backend=backend, term="contrastive_loss")
-
-

@@ -62,30 +62,33 @@ _BERT_BASE: dict[str, Any] = {
 }
 
 
-def _text_cfg(hf_config: dict[str, Any], context_length: int) -> dict[str, Any]:
+def _text_cfg(hf_config: dict[str, Any], context_length: int, pooler: str) -> dict[str, Any]:
     return {
         "hf_model_name": None,
         "hf_config": copy.deepcopy(hf_config),
         "hf_proj_type": "linear",
-        "hf_pooler_type": "cls_last_hidden_state_pooler",
+        "hf_pooler_type": pooler,
         "context_length": context_length,
         "pretrained": False,
     }
 
 
 #: Built-in configs. ``sista-tiny`` trains on a laptop CPU; ``sista-paper`` is the paper scale.
+#: The tiny towers pool by averaging tokens: trained from scratch for a few epochs, [CLS]-pooled
+#: global embeddings of this size stay collapsed (the contrastive loss sits at log B), mean-pooled
+#: ones do not.
 BUILTIN_CONFIGS: dict[str, dict[str, Any]] = {
     "sista-tiny": {
         "embed_dim": 128,
         "vision_cfg": {
             "timm_model_name": "sista_vit_tiny",
             "timm_model_pretrained": False,
-            "timm_pool": "token",
+            "timm_pool": "avg",
             "timm_proj": "linear",
             "image_size": 128,
             "in_chans": 1,
         },
-        "text_cfg": _text_cfg(_TINY_BERT, 128),
+        "text_cfg": _text_cfg(_TINY_BERT, 128, "mean_pooler"),
     },
     "sista-tiny-resnet": {
         "embed_dim": 128,
@@ -97,7 +100,7 @@ BUILTIN_CONFIGS: dict[str, dict[str, Any]] = {
             "image_size": 128,
             "in_chans": 1,
         },
-        "text_cfg": _text_cfg(_TINY_BERT, 128),
+        "text_cfg": _text_cfg(_TINY_BERT, 128, "mean_pooler"),
     },
     "sista-paper": {
         "embed_dim": 512,
@@ -109,7 +112,7 @@ BUILTIN_CONFIGS: dict[str, dict[str, Any]] = {
             "image_size": 224,
             "in_chans": 3,
         },
-        "text_cfg": _text_cfg(_BERT_BASE, 128),
+        "text_cfg": _text_cfg(_BERT_BASE, 128, "cls_last_hidden_state_pooler"),
     },
 }
 

@@ -1,10 +1,10 @@
 """Report-similarity providers for SIA (false-negative detection).
 
-    from sista_kit.similarity import build_similarity
-    provider = build_similarity("online")                       # model's own report embeddings
-    provider = build_similarity("labels")                       # finding labels
-    provider = build_similarity("tfidf", corpus=train_reports)  # TF-IDF 1-2 grams
-    provider = build_similarity("encoder", path="/models/cxr-bert")  # frozen local encoder
+from sista_kit.similarity import build_similarity
+provider = build_similarity("online")                       # model's own report embeddings
+provider = build_similarity("labels")                       # finding labels
+provider = build_similarity("tfidf", corpus=train_reports)  # TF-IDF 1-2 grams
+provider = build_similarity("encoder", path="/models/cxr-bert")  # frozen local encoder
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ def build_similarity(name: str | ReportSimilarity | None, **kwargs: Any) -> Repo
     if name is None or isinstance(name, ReportSimilarity):
         return name
     if name not in PROVIDERS:
-        raise ValueError(f"unknown report-similarity provider {name!r}; expected one of {', '.join(PROVIDERS)}")
+        raise ValueError(
+            f"unknown report-similarity provider {name!r}; expected one of {', '.join(PROVIDERS)}"
+        )
     return PROVIDERS[name](**kwargs)
 
 

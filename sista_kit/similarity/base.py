@@ -33,7 +33,8 @@ class ReportSimilarity(ABC):
         """L2-normalised similarity embeddings Z (B, R) from the source tensor."""
         if value is None:
             raise ValueError(
-                f"{type(self).__name__} needs `{self.source}` in the loss inputs; the model/collate did not provide it"
+                f"{type(self).__name__} needs `{self.source}` in the loss inputs; "
+                "the model / collate did not provide it"
             )
         if not torch.isfinite(value).all():
             raise ValueError(f"{self.source} contains NaN or inf")

@@ -35,11 +35,18 @@ class EncoderSimilarity(TextReportSimilarity):
     """
 
     def __init__(
-        self, path: str | Path | None = None, *, max_length: int = 128, batch_size: int = 64, device: str = "cpu"
+        self,
+        path: str | Path | None = None,
+        *,
+        max_length: int = 128,
+        batch_size: int = 64,
+        device: str = "cpu",
     ):
         self._path = Path(path) if path is not None else None
         if self._path is not None and not (self._path / "config.json").is_file():
-            raise FileNotFoundError(f"no config.json in encoder folder {self._path} (a local model folder is required)")
+            raise FileNotFoundError(
+                f"no config.json in encoder folder {self._path} (a local model folder is required)"
+            )
         self.max_length, self.batch_size, self.device = max_length, batch_size, device
         self._encoder = None  # loaded on the first embed(): the loss itself only reads report_embeddings
 

@@ -17,11 +17,15 @@ class TfidfSimilarity(TextReportSimilarity):
         max_features: vocabulary cap (keeps the per-batch embeddings small).
     """
 
-    def __init__(self, corpus: list[str], ngram_range: tuple[int, int] = (1, 2), max_features: int | None = 4096):
+    def __init__(
+        self, corpus: list[str], ngram_range: tuple[int, int] = (1, 2), max_features: int | None = 4096
+    ):
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         self._check_reports(corpus)
-        self.vectorizer = TfidfVectorizer(ngram_range=ngram_range, max_features=max_features, sublinear_tf=True)
+        self.vectorizer = TfidfVectorizer(
+            ngram_range=ngram_range, max_features=max_features, sublinear_tf=True
+        )
         self.vectorizer.fit(corpus)
 
     def embed(self, reports: list[str]) -> Tensor:

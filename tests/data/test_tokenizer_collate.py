@@ -118,8 +118,12 @@ def test_training_is_deterministic_across_processes(tmp_path):
         "print(json.dumps(sorted(t.get_vocab().items())))"
     )
     vocabs = [
-        subprocess.run([sys.executable, "-c", script, str(tmp_path / "corpus.json"), str(tmp_path / f"t{i}")],
-                       capture_output=True, text=True, check=True).stdout
+        subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / "corpus.json"), str(tmp_path / f"t{i}")],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         for i in range(2)
     ]
     assert vocabs[0] == vocabs[1] and len(json.loads(vocabs[0])) > 100

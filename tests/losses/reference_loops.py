@@ -10,8 +10,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def sta_loop(image_tokens: Tensor, text_tokens: Tensor, text_mask: Tensor, *, sparsify="threshold",
-             threshold=None, k=8, temperature=0.07) -> Tensor:
+def sta_loop(
+    image_tokens: Tensor,
+    text_tokens: Tensor,
+    text_mask: Tensor,
+    *,
+    sparsify="threshold",
+    threshold=None,
+    k=8,
+    temperature=0.07,
+) -> Tensor:
     """STA written pair by pair and word by word over the valid words only."""
     total, count = image_tokens.new_zeros(()), 0
     for b in range(image_tokens.shape[0]):
@@ -42,8 +50,17 @@ def sta_loop(image_tokens: Tensor, text_tokens: Tensor, text_mask: Tensor, *, sp
     return total / count
 
 
-def sia_loop(image_features: Tensor, text_features: Tensor, scale: float, sim: Tensor | None, *,
-             threshold=0.9, strategy="eliminate", neutral_band=None, soft_temperature=0.1) -> Tensor:
+def sia_loop(
+    image_features: Tensor,
+    text_features: Tensor,
+    scale: float,
+    sim: Tensor | None,
+    *,
+    threshold=0.9,
+    strategy="eliminate",
+    neutral_band=None,
+    soft_temperature=0.1,
+) -> Tensor:
     """SIA written row by row, straight from METHOD.md."""
     v = F.normalize(image_features, dim=-1)
     t = F.normalize(text_features, dim=-1)
@@ -54,8 +71,14 @@ def sia_loop(image_features: Tensor, text_features: Tensor, scale: float, sim: T
         out = lg.new_zeros(())
         for i in range(batch):
             fn = [j for j in range(batch) if s is not None and j != i and s[i, j] >= threshold]
-            neutral = [j for j in range(batch) if s is not None and neutral_band is not None and j != i
-                       and neutral_band[0] <= s[i, j] < threshold]
+            neutral = [
+                j
+                for j in range(batch)
+                if s is not None
+                and neutral_band is not None
+                and j != i
+                and neutral_band[0] <= s[i, j] < threshold
+            ]
             if strategy == "eliminate":
                 keep = [j for j in range(batch) if j not in fn and j not in neutral]
                 out = out - (lg[i, i] - torch.logsumexp(lg[i, keep], 0))

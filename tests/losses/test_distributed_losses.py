@@ -51,8 +51,12 @@ def _run(inputs, rows):
             local[k].requires_grad_(True)
         loss = loss_fn(**local, logit_scale=torch.tensor(5.0, dtype=torch.float64))
         loss.backward()
-        out[name] = (loss.detach(), local["image_features"].grad, local["text_features"].grad,
-                     local["text_tokens"].grad)
+        out[name] = (
+            loss.detach(),
+            local["image_features"].grad,
+            local["text_features"].grad,
+            local["text_tokens"].grad,
+        )
     return out
 
 
@@ -90,7 +94,11 @@ def test_two_processes_equal_one_process():
                 torch.testing.assert_close(r_loss, loss, msg=f"{name}: loss of rank {rank}")
             rows = slice(rank * 4, rank * 4 + 4)
             # all_gather's backward sums the identical per-rank losses' gradients; DDP then divides by WORLD.
-            torch.testing.assert_close(r_img / WORLD, grad_img[rows], msg=f"{name}: image grad of rank {rank}")
+            torch.testing.assert_close(
+                r_img / WORLD, grad_img[rows], msg=f"{name}: image grad of rank {rank}"
+            )
             torch.testing.assert_close(r_txt / WORLD, grad_txt[rows], msg=f"{name}: text grad of rank {rank}")
             if grad_tok is not None:
-                torch.testing.assert_close(r_tok / WORLD, grad_tok[rows], msg=f"{name}: token grad of rank {rank}")
+                torch.testing.assert_close(
+                    r_tok / WORLD, grad_tok[rows], msg=f"{name}: token grad of rank {rank}"
+                )

@@ -46,7 +46,8 @@ def test_sista_terms_and_sum():
         terms["instance_align_loss"], fn_aware_infonce(out["image_features"], out["text_features"], 10.0, sim)
     )
     torch.testing.assert_close(
-        terms["token_align_loss"], sparse_token_align_loss(out["image_tokens"], out["text_tokens"], out["text_mask"])
+        terms["token_align_loss"],
+        sparse_token_align_loss(out["image_tokens"], out["text_tokens"], out["text_mask"]),
     )
 
 
@@ -74,10 +75,14 @@ def test_label_provider_removes_false_negatives():
 def test_explicit_report_similarity_wins_and_online_provider():
     out = _model_out()
     sim = torch.eye(4)
-    torch.testing.assert_close(SemanticInstanceAlignLoss("labels")(**out, report_similarity=sim), CLIPLoss()(**out))
+    torch.testing.assert_close(
+        SemanticInstanceAlignLoss("labels")(**out, report_similarity=sim), CLIPLoss()(**out)
+    )
     online = SemanticInstanceAlignLoss("online", threshold=-1.0, strategy="positive")(**out)
     z = F.normalize(out["text_features"], dim=-1)
-    want = fn_aware_infonce(out["image_features"], out["text_features"], 10.0, z @ z.T, threshold=-1.0, strategy="positive")
+    want = fn_aware_infonce(
+        out["image_features"], out["text_features"], 10.0, z @ z.T, threshold=-1.0, strategy="positive"
+    )
     torch.testing.assert_close(online, want)
 
 
@@ -115,7 +120,12 @@ def test_bad_constructor_arguments():
 
 
 def test_tfidf_provider_distinguishes_negation():
-    corpus = ["no pleural effusion", "pleural effusion on the left", "small pleural effusion", "no pneumothorax"]
+    corpus = [
+        "no pleural effusion",
+        "pleural effusion on the left",
+        "small pleural effusion",
+        "no pneumothorax",
+    ]
     provider = TfidfSimilarity(corpus)
     z = provider.embed(["no pleural effusion", "pleural effusion", "no pleural effusion"])
     sim = z @ z.T
@@ -135,8 +145,13 @@ def test_encoder_provider_offline_default():
     from sista_kit.similarity import EncoderSimilarity
 
     provider = EncoderSimilarity()
-    z = provider.embed(["no acute cardiopulmonary process", "no acute cardiopulmonary abnormality",
-                        "large right pleural effusion"])
+    z = provider.embed(
+        [
+            "no acute cardiopulmonary process",
+            "no acute cardiopulmonary abnormality",
+            "large right pleural effusion",
+        ]
+    )
     sim = z @ z.T
     assert sim[0, 1] > sim[0, 2] and torch.allclose(z.norm(dim=1), torch.ones(3), atol=1e-5)
 

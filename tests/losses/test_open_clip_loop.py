@@ -61,8 +61,19 @@ def test_one_epoch_of_open_clip_train():
         batches.append((torch.randn(8, 1, 16, 16), _Text(ids, mask)))
     data = {"train": SimpleNamespace(dataloader=batches, set_epoch=lambda epoch: None)}
     args = SimpleNamespace(
-        device="cpu", precision="fp32", distill=False, accum_freq=1, skip_scheduler=True, grad_clip_norm=1.0,
-        horovod=False, log_every_n_steps=1, world_size=1, batch_size=8, wandb=False, rank=0, local_rank=0,
+        device="cpu",
+        precision="fp32",
+        distill=False,
+        accum_freq=1,
+        skip_scheduler=True,
+        grad_clip_norm=1.0,
+        horovod=False,
+        log_every_n_steps=1,
+        world_size=1,
+        batch_size=8,
+        wandb=False,
+        rank=0,
+        local_rank=0,
     )
     model = _TinyTokenCLIP()
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -104,7 +104,9 @@ def test_chunked_equals_dense(strategy, source, chunk):
         sim = z @ z.T
     scale = torch.tensor(6.0, dtype=torch.float64, requires_grad=True)
     a, b = img.clone().requires_grad_(True), txt.clone().requires_grad_(True)
-    dense = fn_aware_infonce(a, b, scale, None if source == "none" else sim, strategy=strategy, neutral_band=(0.5, 0.9))
+    dense = fn_aware_infonce(
+        a, b, scale, None if source == "none" else sim, strategy=strategy, neutral_band=(0.5, 0.9)
+    )
     dense.backward()
     grads = (a.grad, b.grad, scale.grad)
     a2, b2 = img.clone().requires_grad_(True), txt.clone().requires_grad_(True)
@@ -118,7 +120,7 @@ def test_chunked_equals_dense(strategy, source, chunk):
         chunked = fn_aware_infonce_chunked(a2, b2, scale2, **kw)
     chunked.backward()
     torch.testing.assert_close(chunked, dense, rtol=1e-5, atol=1e-6)  # chunked accumulates in fp32
-    for got, want in zip((a2.grad, b2.grad, scale2.grad), grads):
+    for got, want in zip((a2.grad, b2.grad, scale2.grad), grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
 
 
