@@ -20,10 +20,17 @@ def fn_detection(
 ) -> list[dict[str, Any]]:
     """Precision / recall / F1 of each report-similarity provider at ``threshold`` against the true
     false negatives (pairs i != j with the same finding set)."""
-    from sista_kit.similarity import EncoderSimilarity, LabelSimilarity, TfidfSimilarity
+    from sista_kit.losses.functional import false_negative_masks
+    from sista_kit.similarity import (
+        EncoderSimilarity,
+        LabelSimilarity,
+        TfidfSimilarity,
+        similarity_from_embeddings,
+    )
 
     same = torch.tensor([[a == b for b in finding_keys] for a in finding_keys])
-    off_diag = ~torch.eye(len(finding_keys), dtype=torch.bool)
+    diagonal = torch.eye(len(finding_keys), dtype=torch.bool)
+    off_diag = ~diagonal
     truth = same & off_diag
     embed = {
         "encoder": lambda: EncoderSimilarity().embed(reports),
@@ -33,7 +40,9 @@ def fn_detection(
     rows = []
     for name in providers:
         z = F.normalize(embed[name]().float(), dim=-1)
-        pred = (z @ z.T >= threshold) & off_diag
+        pred, _ = false_negative_masks(
+            similarity_from_embeddings(z), threshold, None, diagonal
+        )  # what SIA drops
         tp = (pred & truth).sum().item()
         precision = tp / max(1, pred.sum().item())
         recall = tp / max(1, truth.sum().item())

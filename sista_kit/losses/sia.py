@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from sista_kit.similarity import ReportSimilarity, build_similarity
+from sista_kit.similarity import ReportSimilarity, build_similarity, similarity_from_embeddings
 
 from .chunked_infonce import CHUNKED_STRATEGIES, fn_aware_infonce_chunked
 from .distributed import gather_no_grad, gather_with_grad, world_size
@@ -116,7 +116,7 @@ class SemanticInstanceAlignLoss(nn.Module):
                 **options,
             )
         if sim_matrix is None and sim_embed is not None:
-            sim_matrix = (sim_embed @ sim_embed.T).clamp_(-1.0, 1.0)
+            sim_matrix = similarity_from_embeddings(sim_embed)
         return fn_aware_infonce(
             image, text, logit_scale, sim_matrix, soft_temperature=self.soft_temperature, **options
         )

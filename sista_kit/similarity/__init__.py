@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import SOURCES, ReportSimilarity, TextReportSimilarity
+from .base import SOURCES, ReportSimilarity, TextReportSimilarity, similarity_from_embeddings
 from .encoder import EncoderSimilarity, default_encoder_path
 from .labels import LabelSimilarity
 from .online import OnlineSimilarity
@@ -46,4 +46,5 @@ __all__ = [
     "TfidfSimilarity",
     "build_similarity",
     "default_encoder_path",
+    "similarity_from_embeddings",
 ]

@@ -18,6 +18,11 @@ from torch import Tensor
 SOURCES = ("text_features", "report_embeddings", "report_labels")
 
 
+def similarity_from_embeddings(z: Tensor) -> Tensor:
+    """Report similarity S = Z Z^T of L2-normalised similarity embeddings, clamped to [-1, 1]."""
+    return (z @ z.T).clamp_(-1.0, 1.0)
+
+
 class ReportSimilarity(ABC):
     """Base class: subclasses set ``source`` and implement :meth:`embeddings`."""
 
@@ -43,8 +48,7 @@ class ReportSimilarity(ABC):
     @torch.no_grad()
     def similarity(self, value: Tensor | None) -> Tensor:
         """Report similarity S (B, B) = Z Z^T, clamped to [-1, 1]."""
-        z = self.embeddings(value)
-        return (z @ z.T).clamp_(-1.0, 1.0)
+        return similarity_from_embeddings(self.embeddings(value))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(source={self.source!r})"
