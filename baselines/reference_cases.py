@@ -1,6 +1,6 @@
 """Adapters from the reference-case files (official GLoRIA / MGCA outputs) to our functional API.
 
-A case file is an ``.npz`` written in the layout of ``shared/fixtures/baselines/README.md``: inputs,
+A case file is an ``.npz`` written in the layout of ``tests/fixtures/baselines/README.md``: inputs,
 hyperparameters (0-d arrays) and the official outputs (loss terms, intermediates, gradients of the
 total). The adapters only change the layout (argument order, key names, heads averaging, the
 prototype row normalisation done in place by the official code); the math is ours.

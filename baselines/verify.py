@@ -1,6 +1,6 @@
 """Check our GLoRIA / MGCA losses against reference cases computed with the official code.
 
-    python -m sista_kit.baselines.verify ../shared/fixtures/baselines/*.npz
+    python -m sista_kit.baselines.verify tests/fixtures/baselines/*.npz
     python -m sista_kit.baselines.verify            # the default fixture folder (see below)
 
 For every file (``gloria_*.npz`` or ``mgca_*.npz``, layout in the fixtures' README) it computes every
@@ -9,7 +9,7 @@ max|ours - ref| / max|ref|. Exit status: 0 when every key is within ``--tol`` (d
 otherwise, 2 when a file cannot be checked (missing, unknown name or keys).
 
 Default folder: ``$SISTA_FIXTURES`` (or its ``baselines/`` subfolder), else
-``<repo>/../shared/fixtures/baselines`` next to the source checkout.
+``<repo>/tests/fixtures/baselines`` of the source checkout (provenance in its README).
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ DEFAULT_TOL = 1e-6
 
 
 def default_fixture_dir() -> Path:
-    """The reference-case folder: $SISTA_FIXTURES[/baselines], else <repo>/../shared/fixtures/baselines."""
+    """The reference-case folder: $SISTA_FIXTURES[/baselines], else <repo>/tests/fixtures/baselines."""
     env = os.environ.get("SISTA_FIXTURES")
     if env:
         root = Path(env)
         return root / "baselines" if (root / "baselines").is_dir() else root
     repo = Path(__file__).resolve().parents[1]
-    return repo.parent / "shared" / "fixtures" / "baselines"
+    return repo / "tests" / "fixtures" / "baselines"
 
 
 def _format_table(path: Path, rows: list[tuple[str, tuple[int, ...], float, float]], tol: float) -> str:

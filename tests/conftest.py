@@ -1,4 +1,4 @@
-"""Test-wide set-up: Triton's interpreter on CPU-only machines, one thread, shared fixtures path."""
+"""Test-wide set-up: Triton's interpreter on CPU-only machines, one thread, the in-repository fixtures."""
 
 from __future__ import annotations
 
@@ -18,13 +18,8 @@ torch.set_num_threads(int(os.environ.get("SISTA_TEST_THREADS", "1")))
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    """The project's shared folder (reference fixtures), beside the repository or $SISTA_SHARED."""
-    path = Path(os.environ.get("SISTA_SHARED", REPO_ROOT.parent / "shared"))
-    if not path.is_dir():
-        pytest.fail(f"shared folder not found at {path}; set SISTA_SHARED")
-    return path
+#: Test fixtures kept in the repository (tests never read a folder outside it).
+FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

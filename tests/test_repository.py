@@ -39,3 +39,21 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert f"    {ci}\n" in readme, f"the README must show CI's command: {ci}"
     assert "benchmarks/run.py --tasks cls,seg,det" in readme
+
+
+def test_nothing_reads_a_folder_beside_the_repository():
+    """The repository stands alone: no code, test or script reaches for ``../shared`` or another sibling."""
+    patterns = ("../shared", '"shared" / "fixtures"', "parent / \"shared\"", "SISTA_SHARED")
+    offenders = []
+    for folder in ("sista_kit", "kernels", "baselines", "benchmarks", "tests", "scripts"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.suffix not in {".py", ".sh"} or path == Path(__file__):
+                continue
+            text = path.read_text(errors="replace")
+            offenders += [f"{path.relative_to(ROOT)}: {p}" for p in patterns if p in text]
+    assert not offenders, offenders
+    fixtures = ROOT / "tests" / "fixtures" / "baselines"
+    assert sorted(p.name for p in fixtures.glob("*.npz")) == [
+        f"{kind}_case{i}.npz" for kind in ("gloria", "mgca") for i in range(3)
+    ]
+    assert "Provenance" in (fixtures / "README.md").read_text()

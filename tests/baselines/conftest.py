@@ -1,4 +1,4 @@
-"""Reference cases of the baselines: $SISTA_FIXTURES, else <shared>/fixtures/baselines (must exist)."""
+"""Reference cases of the baselines: $SISTA_FIXTURES, else tests/fixtures/baselines in the repository."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def baseline_fixture_dir(request: pytest.FixtureRequest) -> Path:
+def baseline_fixture_dir() -> Path:
     """Folder holding gloria_case*.npz / mgca_case*.npz; a missing folder fails the test."""
     env = os.environ.get("SISTA_FIXTURES")
     if env:
         root = Path(env)
         path = root / "baselines" if (root / "baselines").is_dir() else root
     else:
-        path = request.getfixturevalue("shared_dir") / "fixtures" / "baselines"
+        path = Path(__file__).resolve().parents[1] / "fixtures" / "baselines"
     if not path.is_dir():
         pytest.fail(f"baseline reference cases not found at {path}; set SISTA_FIXTURES")
     return path
