@@ -4,6 +4,9 @@
     loss = build_loss("gloria")                     # or "convirt", "mgca" (sista_kit.losses.build_loss)
     terms = loss(**model_out, output_dict=True)     # {"global_i2t_loss": ..., "local_i2t_loss": ...}
 
+``build_loss`` finds them through the ``sista_kit.losses`` entry-point group declared in
+``pyproject.toml`` (docs/architecture.md, "Registration"); the losses package never imports this one.
+
 GLoRIA and MGCA match the official implementations on reference cases to float64 precision:
 ``python -m sista_kit.baselines.verify`` checks them.
 """

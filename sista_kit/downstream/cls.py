@@ -8,7 +8,6 @@ linear layer on them, which is exactly equivalent and much cheaper than re-encod
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,40 +16,15 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .cls_data import ClsSplit, load_cls_splits
 from .encoder import RANDOM, build_trunk
 from .features import MultiScaleEncoder
 from .fractions import select_fraction
 from .results import write_metrics
 
+__all__ = ["PROTOCOLS", "ClsSplit", "run_cls", "score", "train_linear_probe", "finetune", "extract_features"]
+
 PROTOCOLS = ("linear", "finetune")
-
-
-@dataclass
-class ClsSplit:
-    """One split: images uint8 (N, C, H, W) and labels (N, K) 0/1 (multi-label) or (N,) int (multi-class)."""
-
-    ids: list[str]
-    images: torch.Tensor
-    labels: np.ndarray
-
-    def __post_init__(self) -> None:
-        if self.images.dim() != 4:
-            raise ValueError(f"images must be (N, C, H, W), got shape {tuple(self.images.shape)}")
-        n = self.images.shape[0]
-        if len(self.ids) != n or self.labels.shape[0] != n:
-            raise ValueError(f"{n} images, {len(self.ids)} ids and {self.labels.shape[0]} labels differ")
-        if self.labels.dtype.kind == "f" and not np.isfinite(self.labels).all():
-            raise ValueError("labels contain NaN or inf")
-
-    def subset(self, keep: list[str]) -> ClsSplit:
-        """The samples whose id is in ``keep`` (original order)."""
-        wanted = set(keep)
-        idx = [i for i, s in enumerate(self.ids) if s in wanted]
-        return ClsSplit([self.ids[i] for i in idx], self.images[idx], self.labels[idx])
-
-    @property
-    def multilabel(self) -> bool:
-        return self.labels.ndim == 2
 
 
 def normalise(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -226,13 +200,17 @@ def run_cls(
         raise ValueError("give exactly one of data_root or splits")
     t0 = time.perf_counter()
     if splits is None:
-        from .cls_data import load_cls_splits
-
         splits = load_cls_splits(data_root)
     for name in ("train", "test"):
         if name not in splits:
             raise KeyError(f"classification data has no {name!r} split (has {sorted(splits)})")
-    train = splits["train"].subset(select_fraction(splits["train"].ids, fraction, seed))
+    pool = splits["train"]
+    strata = (
+        pool.labels
+        if pool.labels.ndim == 2
+        else np.eye(_num_outputs(pool.labels, n_classes))[pool.labels.astype(np.int64)]
+    )
+    train = pool.subset(select_fraction(pool.ids, fraction, seed, labels=strata))
     test = splits["test"]
     torch.manual_seed(seed)
     trunk, spec = build_trunk(checkpoint, arch)

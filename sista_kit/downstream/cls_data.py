@@ -1,7 +1,9 @@
-"""Classification splits from a sista_kit disk export (``manifest.jsonl`` + ``images/*.png``)."""
+"""Classification splits: :class:`ClsSplit`, and reading them from a dataset folder
+(``manifest.jsonl`` + ``images/*.png``, :mod:`sista_kit.data.folder`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +11,37 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .cls import ClsSplit
+from sista_kit.data.folder import read_manifest
+
+__all__ = ["ClsSplit", "load_cls_splits"]
+
+
+@dataclass
+class ClsSplit:
+    """One split: images uint8 (N, C, H, W) and labels (N, K) 0/1 (multi-label) or (N,) int (multi-class)."""
+
+    ids: list[str]
+    images: torch.Tensor
+    labels: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.images.dim() != 4:
+            raise ValueError(f"images must be (N, C, H, W), got shape {tuple(self.images.shape)}")
+        n = self.images.shape[0]
+        if len(self.ids) != n or self.labels.shape[0] != n:
+            raise ValueError(f"{n} images, {len(self.ids)} ids and {self.labels.shape[0]} labels differ")
+        if self.labels.dtype.kind == "f" and not np.isfinite(self.labels).all():
+            raise ValueError("labels contain NaN or inf")
+
+    def subset(self, keep: list[str]) -> ClsSplit:
+        """The samples whose id is in ``keep`` (original order)."""
+        wanted = set(keep)
+        idx = [i for i, s in enumerate(self.ids) if s in wanted]
+        return ClsSplit([self.ids[i] for i in idx], self.images[idx], self.labels[idx])
+
+    @property
+    def multilabel(self) -> bool:
+        return self.labels.ndim == 2
 
 
 def _read_gray(path: Path) -> np.ndarray:
@@ -23,8 +55,6 @@ def load_cls_splits(
     root: str | Path, splits: tuple[str, ...] = ("train", "val", "test"), progress: bool = False
 ) -> dict[str, ClsSplit]:
     """Images (uint8, (N, 1, H, W)) and multi-label finding labels (N, K) of each split."""
-    from sista_kit.data.synthetic.export import read_manifest
-
     root = Path(root)
     rows = read_manifest(root)
     out: dict[str, ClsSplit] = {}

@@ -2,43 +2,43 @@
 
 Checkpoint keys are mapped to the trunk by ``sista_kit.models.checkpoint.load_vision_trunk`` (the
 ``visual.trunk.`` prefix, docs/contracts.md section 4), which names missing / unexpected / mis-shaped
-keys. This module imports no OpenMMLab package.
+keys. The architecture travels as one :class:`~sista_kit.models.spec.VisionSpec` (``EncoderSpec`` is
+the same class). This module imports no OpenMMLab package.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from torch import nn
 
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
+from sista_kit.models.checkpoint import (
+    CONFIG_FILE,
+    MODEL_FILE,
+    load_vision_trunk,
+    read_checkpoint_config,
+    vision_spec,
+)
+from sista_kit.models.spec import VisionSpec, trunk_family
+from sista_kit.models.vision import create_trunk_from_spec
+
+__all__ = [
+    "RANDOM",
+    "EncoderSpec",
+    "build_trunk",
+    "check_checkpoint_dir",
+    "freeze",
+    "read_checkpoint_spec",
+    "resolve_spec",
+    "trunk_kind",
+]
+
+WEIGHTS_FILE = MODEL_FILE
 RANDOM = "random"
 
 
-@dataclass(frozen=True)
-class EncoderSpec:
-    """Architecture of a vision trunk: enough to build it again with random weights."""
-
-    model_name: str
-    image_size: int
-    in_chans: int
-
-    @classmethod
-    def parse(cls, arch: str | dict | EncoderSpec) -> EncoderSpec:
-        """From ``"model_name[:image_size[:in_chans]]"``, a dict or a spec (defaults 64 px, 1 channel)."""
-        if isinstance(arch, EncoderSpec):
-            return arch
-        if isinstance(arch, dict):
-            return cls(str(arch["model_name"]), int(arch["image_size"]), int(arch["in_chans"]))
-        parts = str(arch).split(":")
-        if not parts[0] or len(parts) > 3:
-            raise ValueError(f"arch must look like 'model_name[:image_size[:in_chans]]', got {arch!r}")
-        size = int(parts[1]) if len(parts) > 1 else 64
-        chans = int(parts[2]) if len(parts) > 2 else 1
-        return cls(parts[0], size, chans)
+#: The downstream name of :class:`sista_kit.models.spec.VisionSpec` (one spec, two names).
+EncoderSpec = VisionSpec
 
 
 def check_checkpoint_dir(path: str | Path) -> Path:
@@ -57,55 +57,51 @@ def check_checkpoint_dir(path: str | Path) -> Path:
     return p.resolve()
 
 
-def read_checkpoint_spec(path: str | Path) -> EncoderSpec:
+def read_checkpoint_spec(path: str | Path) -> VisionSpec:
     """The vision architecture recorded in a checkpoint folder's ``config.json``."""
-    from sista_kit.models.checkpoint import read_checkpoint_config, vision_spec
-
-    p = check_checkpoint_dir(path)
-    try:
-        config = read_checkpoint_config(p)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{p / CONFIG_FILE} is not valid JSON: {e}") from e
-    return EncoderSpec(*vision_spec(config))
+    return vision_spec(read_checkpoint_config(check_checkpoint_dir(path)))
 
 
 def trunk_kind(trunk: nn.Module) -> str:
-    """``"vit"`` for a timm VisionTransformer-like trunk, ``"resnet"`` for a timm ResNet."""
-    if hasattr(trunk, "patch_embed") and hasattr(trunk, "blocks"):
-        return "vit"
-    if all(hasattr(trunk, f"layer{i}") for i in range(1, 5)):
-        return "resnet"
-    raise TypeError(f"unsupported vision trunk {type(trunk).__name__}: expected a timm ViT or ResNet")
+    """``"vit"`` or ``"resnet"``: :func:`sista_kit.models.spec.trunk_family` (kept under this name)."""
+    return trunk_family(trunk)
+
+
+def resolve_spec(
+    checkpoint: str | Path | None = RANDOM, arch: str | dict | VisionSpec | None = None
+) -> VisionSpec:
+    """The architecture a :func:`build_trunk` call builds, read without building anything.
+
+    ``arch`` for ``"random"``; the checkpoint's ``config.json`` otherwise (``arch`` is then ignored).
+    """
+    ckpt = RANDOM if checkpoint is None else str(checkpoint)
+    if ckpt == RANDOM:
+        if arch is None:
+            raise ValueError("checkpoint='random' needs an architecture (arch='model_name:size:chans')")
+        return VisionSpec.parse(arch)
+    return read_checkpoint_spec(ckpt.removeprefix(RANDOM + ":"))
 
 
 def build_trunk(
-    checkpoint: str | Path | None = RANDOM, arch: str | dict | EncoderSpec | None = None
-) -> tuple[nn.Module, EncoderSpec]:
+    checkpoint: str | Path | None = RANDOM, arch: str | dict | VisionSpec | None = None
+) -> tuple[nn.Module, VisionSpec]:
     """Build the vision trunk of a checkpoint folder (with its weights) or a random one.
 
     Args:
         checkpoint: a checkpoint folder; ``"random"`` (or None) for random weights of ``arch``;
             ``"random:DIR"`` for random weights with the architecture recorded in ``DIR``.
-        arch: ``"model_name[:image_size[:in_chans]]"``; needed for ``"random"``, ignored otherwise.
+        arch: ``"model_name[:image_size[:in_chans]]"`` or a :class:`VisionSpec`; needed for
+            ``"random"``, ignored otherwise.
     Returns:
         (trunk, spec)
     """
-    from sista_kit.models.vision import create_vision_trunk
-
     ckpt = RANDOM if checkpoint is None else str(checkpoint)
-    if ckpt == RANDOM:
-        if arch is None:
-            raise ValueError("checkpoint='random' needs an architecture (arch='model_name:size:chans')")
-        spec = EncoderSpec.parse(arch)
-        return create_vision_trunk(spec.model_name, spec.image_size, spec.in_chans), spec
-    if ckpt.startswith(RANDOM + ":"):
-        spec = read_checkpoint_spec(ckpt[len(RANDOM) + 1 :])
-        return create_vision_trunk(spec.model_name, spec.image_size, spec.in_chans), spec
-    from sista_kit.models.checkpoint import load_vision_trunk
-
+    if ckpt == RANDOM or ckpt.startswith(RANDOM + ":"):
+        spec = resolve_spec(ckpt, arch)
+        return create_trunk_from_spec(spec), spec
     # The key mapping (``visual.trunk.*`` -> trunk) and the strict key check live in load_vision_trunk.
     trunk, info = load_vision_trunk(check_checkpoint_dir(ckpt))
-    return trunk, EncoderSpec(str(info["model_name"]), int(info["image_size"]), int(info["in_chans"]))
+    return trunk, VisionSpec(str(info["model_name"]), int(info["image_size"]), int(info["in_chans"]))
 
 
 def freeze(module: nn.Module) -> nn.Module:

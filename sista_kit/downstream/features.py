@@ -13,7 +13,9 @@ import torch
 from timm.layers import LayerNorm2d
 from torch import nn
 
-from .encoder import freeze, trunk_kind
+from sista_kit.models.spec import VisionSpec, trunk_family
+
+from .encoder import freeze
 
 
 def _scale_block(scale: float, dim: int) -> nn.Module:
@@ -55,7 +57,7 @@ class MultiScaleEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.trunk = trunk
-        self.kind = trunk_kind(trunk)
+        self.kind = trunk_family(trunk)
         self.frozen = bool(frozen)
         if self.kind == "vit":
             depth = len(trunk.blocks)
@@ -141,3 +143,23 @@ class MultiScaleEncoder(nn.Module):
     def pooled_dim(self) -> int:
         """Width of ``pooled`` features."""
         return int(self.trunk.num_features)
+
+
+def encoder_geometry(
+    spec: VisionSpec | str,
+    out_indices: Sequence[int] | None = None,
+    scales: Sequence[float] = (4.0, 2.0, 1.0, 0.5),
+) -> tuple[list[int], list[int]]:
+    """``(out_channels, strides)`` of :class:`MultiScaleEncoder` over ``spec``, without weights.
+
+    The trunk is built on the meta device (shapes only: no memory, no checkpoint read), so a
+    config can be fitted to a backbone before the run builds it once.
+    """
+    from sista_kit.models.vision import create_trunk_from_spec
+
+    try:
+        with torch.device("meta"):
+            encoder = MultiScaleEncoder(create_trunk_from_spec(spec), out_indices=out_indices, scales=scales)
+    except (NotImplementedError, RuntimeError):  # an architecture whose init reads tensor values
+        encoder = MultiScaleEncoder(create_trunk_from_spec(spec), out_indices=out_indices, scales=scales)
+    return list(encoder.out_channels), list(encoder.strides)

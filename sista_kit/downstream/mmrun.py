@@ -8,7 +8,6 @@ write ``metrics.json`` beside mmengine's checkpoints in ``out``.
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import os.path as osp
 import time
@@ -17,8 +16,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from sista_kit.models.spec import VisionSpec
+
 from .configs import config_path
-from .encoder import RANDOM, EncoderSpec, read_checkpoint_spec
+from .encoder import RANDOM, resolve_spec
+from .features import encoder_geometry
 from .results import write_metrics
 
 DEFAULT_CONFIGS = {"seg": "seg_fpn_vit_synthetic", "det": "det_retinanet_vit_synthetic"}
@@ -44,7 +46,9 @@ def _import_mm(task: str) -> None:
             f"the {task} task needs {lib} and mmcv with its compiled ops ({e}); install the extra with "
             "`pip install sista-kit[mm]` (see scripts/install.sh for mmcv's build)"
         ) from e
-    import sista_kit.downstream.mm  # noqa: F401  (registers backbones, datasets, hooks)
+    from sista_kit.downstream.mm import allow_mmengine_checkpoints  # registers backbones, datasets, hooks
+
+    allow_mmengine_checkpoints()
 
 
 @contextlib.contextmanager
@@ -167,66 +171,50 @@ def _coco_classes(ann_file: str) -> tuple[str, ...]:
     return tuple(c["name"] for c in sorted(cats, key=lambda c: c["id"]))
 
 
-def _is_resnet(checkpoint: str | Path, arch: str | None) -> bool:
-    """Whether the tower is a ResNet (picks the default config): from ``arch`` or the checkpoint's config."""
-    ckpt = str(checkpoint)
-    if ckpt == RANDOM:
-        name = EncoderSpec.parse(arch).model_name if arch else ""
-    else:
-        name = read_checkpoint_spec(ckpt.removeprefix(RANDOM + ":")).model_name
-    return "resnet" in name
+def _backbone_spec(bb: dict, checkpoint: str, arch: str | VisionSpec | None) -> VisionSpec:
+    """The backbone's architecture: ``arch`` or the config's fields for ``"random"``, else the
+    checkpoint's."""
+    if checkpoint == RANDOM and arch is None:
+        if not bb.get("model_name"):
+            raise ValueError("checkpoint='random' needs an architecture (arch='model_name:size:chans')")
+        arch = VisionSpec(bb["model_name"], bb.get("image_size", 64), bb.get("in_chans", 1))
+    return resolve_spec(checkpoint, arch)
 
 
-def prepare_config(
-    task: str,
-    config: str | Path | None = None,
-    *,
-    checkpoint: str | Path = RANDOM,
-    arch: str | None = None,
-    data_root: str | Path | None = None,
-    out: str | Path = "work_dirs/downstream",
-    fraction: float = 1.0,
-    seed: int = 0,
-    iters: int | None = None,
-    batch_size: int | None = None,
-    lr: float | None = None,
-    frozen: bool | None = None,
-    resume: bool = False,
-    progress: bool = True,
-    classes: Sequence[str] | None = None,
-    options: dict[str, Any] | None = None,
-) -> Any:
-    """Build the mmengine Config of a run (see :func:`run_seg` for the arguments)."""
-    from mmengine.config import Config
+def _default_config(task: str, checkpoint: str, arch: str | VisionSpec | None) -> str:
+    """The shipped config for the tower's family (ViT unless the tower is known to be a ResNet)."""
+    family = resolve_spec(checkpoint, arch).family if arch is not None or checkpoint != RANDOM else "vit"
+    return (DEFAULT_RESNET_CONFIGS if family == "resnet" else DEFAULT_CONFIGS)[task]
 
-    _import_mm(task)
-    name = config or (DEFAULT_RESNET_CONFIGS if _is_resnet(checkpoint, arch) else DEFAULT_CONFIGS)[task]
-    cfg = Config.fromfile(str(config_path(name)))
-    if options:  # first, so that backbone / data overrides are seen by what follows
-        cfg.merge_from_dict(options)
-    model = cfg.model
 
-    # Backbone: checkpoint folder / random, architecture, frozen.
-    bb = model.backbone
-    bb["checkpoint"] = str(checkpoint)
-    bb.pop("init_cfg", None)
-    if arch is not None:
-        spec = EncoderSpec.parse(arch)
-        bb.update(model_name=spec.model_name, image_size=spec.image_size, in_chans=spec.in_chans)
-    if frozen is not None:
-        bb["frozen"] = bool(frozen)
+def _set_backbone(cfg: Any, checkpoint: str, arch: str | VisionSpec | None, frozen: bool | None) -> None:
+    """Point the backbone at the checkpoint and architecture; fit neck, heads and data to it.
+
+    The backbone is described, not built: the run builds it once, from this config.
+    """
     from mmengine.registry import MODELS
 
-    backbone = MODELS.build(copy.deepcopy(bb))  # to read channels, strides and the input size
-    if str(checkpoint) != RANDOM:
-        bb.update(model_name=backbone.spec.model_name, in_chans=backbone.spec.in_chans)
-    bb["image_size"] = backbone.spec.image_size
-    adapt_model(model, backbone.out_channels, backbone.strides)
-    _set_resize(cfg, backbone.spec.image_size)
-    _set_channels(cfg, backbone.spec.in_chans)
-    del backbone
+    bb = cfg.model.backbone
+    bb["checkpoint"] = checkpoint
+    bb.pop("init_cfg", None)
+    if frozen is not None:
+        bb["frozen"] = bool(frozen)
+    spec = _backbone_spec(bb, checkpoint, arch)
+    kind = getattr(MODELS.get(bb["type"]), "kind", None)
+    if kind and kind != spec.family:
+        raise TypeError(
+            f"{bb['type']} needs a {kind} trunk but {checkpoint} holds {spec.model_name} ({spec.family}); "
+            f"use sista_kit.Sista{'ViT' if spec.family == 'vit' else 'ResNet'}"
+        )
+    bb.update(spec.to_dict())
+    channels, strides = encoder_geometry(spec, bb.get("out_indices"), bb.get("scales", (4.0, 2.0, 1.0, 0.5)))
+    adapt_model(cfg.model, channels, strides)
+    _set_resize(cfg, spec.image_size)
+    _set_channels(cfg, spec.in_chans)
 
-    # Data: root, fraction, seed, classes.
+
+def _set_data(cfg: Any, task: str, data_root: str | Path | None, fraction: float, seed: int, classes) -> None:
+    """Data root, label fraction and its seed, and the classes to learn."""
     if data_root is not None:
         root = str(Path(data_root).expanduser().resolve())
         for ds in _datasets(cfg):
@@ -248,9 +236,11 @@ def prepare_config(
     if classes:
         for ds in _datasets(cfg):
             ds.setdefault("metainfo", {})["classes"] = classes
-        _set_num_classes(model, len(classes))
+        _set_num_classes(cfg.model, len(classes))
 
-    # Schedule, batch, optimiser.
+
+def _set_schedule(cfg: Any, iters: int | None, batch_size: int | None, lr: float | None) -> None:
+    """Training length (warm-up and decay follow it), batch size and learning rate."""
     if iters is not None:
         iters = int(iters)
         if iters < 1:
@@ -267,6 +257,10 @@ def prepare_config(
         cfg.train_dataloader.batch_size = int(batch_size)
     if lr is not None:
         cfg.optim_wrapper.optimizer.lr = float(lr)
+
+
+def _set_runtime(cfg: Any, task: str, seed: int, out: str | Path, resume: bool, progress: bool) -> None:
+    """Seed, work folder, resumption, a unique experiment name and the progress bar."""
     cfg.randomness = dict(seed=int(seed), deterministic=False)
     cfg.work_dir = str(Path(out).expanduser().resolve())
     cfg.resume = bool(resume)
@@ -275,6 +269,43 @@ def prepare_config(
         if hook["type"].endswith("TqdmProgressHook"):
             hook["desc"] = f"{task} train"
             hook["disable"] = not progress
+
+
+def prepare_config(
+    task: str,
+    config: str | Path | None = None,
+    *,
+    checkpoint: str | Path = RANDOM,
+    arch: str | VisionSpec | None = None,
+    data_root: str | Path | None = None,
+    out: str | Path = "work_dirs/downstream",
+    fraction: float = 1.0,
+    seed: int = 0,
+    iters: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    frozen: bool | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    classes: Sequence[str] | None = None,
+    options: dict[str, Any] | None = None,
+) -> Any:
+    """Build the mmengine Config of a run (see :func:`run_seg` for the arguments).
+
+    Nothing is trained or loaded here: the backbone's channels and strides come from its
+    :class:`VisionSpec`, and the Runner builds the backbone once.
+    """
+    from mmengine.config import Config
+
+    _import_mm(task)
+    checkpoint = str(checkpoint)
+    cfg = Config.fromfile(str(config_path(config or _default_config(task, checkpoint, arch))))
+    if options:  # first, so that backbone / data overrides are seen by what follows
+        cfg.merge_from_dict(options)
+    _set_backbone(cfg, checkpoint, arch, frozen)
+    _set_data(cfg, task, data_root, fraction, seed, classes)
+    _set_schedule(cfg, iters, batch_size, lr)
+    _set_runtime(cfg, task, seed, out, resume, progress)
     return cfg
 
 

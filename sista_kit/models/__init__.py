@@ -1,6 +1,9 @@
 """Towers and the open_clip model integration.
 
-- :mod:`sista_kit.models.vision`: timm trunks registered for sista_kit, ``create_vision_trunk``.
+- :mod:`sista_kit.models.archs`: the sista_kit timm architectures (registered with timm on import).
+- :mod:`sista_kit.models.spec`: ``VisionSpec`` (architecture, size, channels) and ``trunk_family``.
+- :mod:`sista_kit.models.vision`: ``create_vision_trunk``, ``load_trunk_weights``, ``trunk_info``.
+- :mod:`sista_kit.models.weights`: weight files and state-dict loading with named errors.
 - :mod:`sista_kit.models.checkpoint`: safetensors checkpoints, ``load_vision_trunk`` for downstream.
 - :mod:`sista_kit.models.clip`: the CLIP model (open_clip factory, timm + Hugging Face towers) whose
   forward returns global and token embeddings (docs/contracts.md section 2).
@@ -20,6 +23,7 @@ from sista_kit.models.checkpoint import (
     read_checkpoint_config,
     save_checkpoint,
 )
+from sista_kit.models.spec import VisionSpec, is_vit, trunk_family
 from sista_kit.models.vision import create_vision_trunk, load_trunk_weights, trunk_info
 
 _LAZY = {
@@ -32,12 +36,15 @@ _LAZY = {
 
 __all__ = [
     "CheckpointError",
+    "VisionSpec",
     "create_vision_trunk",
+    "is_vit",
     "load_checkpoint",
     "load_trunk_weights",
     "load_vision_trunk",
     "read_checkpoint_config",
     "save_checkpoint",
+    "trunk_family",
     "trunk_info",
     *_LAZY,
 ]

@@ -17,8 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
+
+from sista_kit.models.spec import VisionSpec
+from sista_kit.models.vision import create_vision_trunk, trunk_info
+from sista_kit.models.weights import CheckpointError, load_state_dict_checked, read_safetensors
 
 __all__ = [
     "MODEL_FILE",
@@ -31,16 +35,13 @@ __all__ = [
     "load_train_state",
     "load_state_dict_checked",
     "CheckpointError",
+    "vision_spec",
 ]
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 TRAIN_STATE_FILE = "train_state.pt"
 VISION_PREFIX = "visual.trunk."
-
-
-class CheckpointError(ValueError):
-    """A checkpoint does not match the model it is loaded into (names the offending keys)."""
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -129,8 +130,20 @@ def _require_folder(path: str | Path) -> Path:
 
 
 def read_checkpoint_config(path: str | Path) -> dict[str, Any]:
-    """The model config stored in a checkpoint folder."""
-    return json.loads((_require_folder(path) / CONFIG_FILE).read_text())
+    """The model config stored in a checkpoint folder.
+
+    Raises:
+        FileNotFoundError: the folder lacks ``model.safetensors`` or ``config.json``.
+        CheckpointError: ``config.json`` is not valid JSON or not a model config (names the file).
+    """
+    file = _require_folder(path) / CONFIG_FILE
+    try:
+        config = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{file} is not valid JSON: {e}") from e
+    if not isinstance(config, dict) or "vision_cfg" not in config or "text_cfg" not in config:
+        raise CheckpointError(f"{file} is not a sista_kit model config (needs vision_cfg and text_cfg)")
+    return config
 
 
 def load_train_state(path: str | Path) -> dict[str, Any] | None:
@@ -141,66 +154,28 @@ def load_train_state(path: str | Path) -> dict[str, Any] | None:
     return torch.load(file, map_location="cpu", weights_only=True)
 
 
-def load_state_dict_checked(
-    module: nn.Module, state: Mapping[str, torch.Tensor], strict: bool = True, source: str = ""
-) -> None:
-    """``module.load_state_dict`` that names every mismatched key before anything is loaded.
-
-    Raises:
-        CheckpointError: shapes differ (always), or keys are missing / unexpected (when ``strict``).
-    """
-    own = module.state_dict()
-    mismatched = [
-        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-        for k, v in state.items()
-        if k in own and tuple(v.shape) != tuple(own[k].shape)
-    ]
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    problems = []
-    if mismatched:
-        problems.append("shape mismatch for " + "; ".join(mismatched))
-    if strict and missing:
-        problems.append("missing keys: " + ", ".join(missing))
-    if strict and unexpected:
-        problems.append("unexpected keys: " + ", ".join(unexpected))
-    if problems:
-        where = f" from {source}" if source else ""
-        raise CheckpointError(
-            f"cannot load weights into {type(module).__name__}{where}: " + " | ".join(problems)
-        )
-    module.load_state_dict(dict(state), strict=strict)
-
-
 def load_checkpoint(
     path: str | Path, map_location: str | torch.device = "cpu", strict: bool = True
 ) -> nn.Module:
-    """Rebuild the CLIP model from ``config.json`` and load ``model.safetensors`` into it."""
+    """Rebuild the CLIP model from ``config.json`` and load ``model.safetensors`` into it.
+
+    The checkpoint is self-contained: the training-time initial weights named by the config
+    (``vision_cfg.pretrained_path``, a pretrained text ``hf_model_name`` folder) are neither read
+    nor needed, since ``model.safetensors`` holds every weight.
+    """
     from sista_kit.models.clip import build_model
 
     folder = _require_folder(path)
     config = read_checkpoint_config(folder)
-    model = build_model(config)
-    state = load_file(str(folder / MODEL_FILE), device=str(map_location))
+    model = build_model(config, load_pretrained=False)
+    state = read_safetensors(folder / MODEL_FILE, device=map_location)
     load_state_dict_checked(model, state, strict=strict, source=str(folder / MODEL_FILE))
     return model.to(map_location)
 
 
-def vision_spec(config: Mapping[str, Any]) -> tuple[str, int, int]:
-    """(timm model name, image size, input channels) of a model config's vision tower."""
-    import timm
-
-    vision = config["vision_cfg"]
-    name = vision.get("timm_model_name")
-    if not name:
-        raise ValueError("the checkpoint's vision tower is not a timm model (no vision_cfg.timm_model_name)")
-    size = vision.get("image_size", 224)
-    size = int(size[0] if isinstance(size, (list, tuple)) else size)
-    in_chans = vision.get("in_chans")
-    if in_chans is None:
-        cfg = timm.models.get_pretrained_cfg(name)
-        in_chans = cfg.input_size[0] if cfg is not None else 3
-    return name, size, int(in_chans)
+def vision_spec(config: Mapping[str, Any]) -> VisionSpec:
+    """The :class:`VisionSpec` of a model config's vision tower (unpacks as ``name, size, chans``)."""
+    return VisionSpec.from_config(config)
 
 
 def load_vision_trunk(
@@ -211,13 +186,10 @@ def load_vision_trunk(
     Returns:
         ``(trunk, info)``, ``info`` with keys arch, model_name, image_size, in_chans, patch_size, width.
     """
-    from sista_kit.models.vision import create_vision_trunk, trunk_info
-
     folder = _require_folder(path)
-    config = read_checkpoint_config(folder)
-    name, size, in_chans = vision_spec(config)
+    name, size, in_chans = vision_spec(read_checkpoint_config(folder))
     trunk = create_vision_trunk(name, size, in_chans)
-    full = load_file(str(folder / MODEL_FILE), device=str(map_location))
+    full = read_safetensors(folder / MODEL_FILE, device=map_location)
     state = {k[len(VISION_PREFIX) :]: v for k, v in full.items() if k.startswith(VISION_PREFIX)}
     if not state:
         raise CheckpointError(f"{folder / MODEL_FILE} has no '{VISION_PREFIX}*' keys")

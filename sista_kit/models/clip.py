@@ -21,8 +21,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sista_kit.models.configs import model_config, register_model_config, split_config
+from sista_kit.models.spec import VisionSpec, is_vit
 from sista_kit.models.text_batch import TextBatch
-from sista_kit.models.vision import create_vision_trunk, is_vit, load_trunk_weights
+from sista_kit.models.vision import create_vision_trunk, load_trunk_weights
 
 __all__ = ["SistaCLIP", "build_model", "words_from_pieces"]
 
@@ -288,11 +289,9 @@ def build_model(
     _, extras = split_config(cfg)
     vision = cfg["vision_cfg"]
     trunk = clip.visual.trunk
-    size = vision.get("image_size", 224)
-    size = int(size[0] if isinstance(size, (list, tuple)) else size)
-    in_chans = int(vision.get("in_chans", 3))
-    if _trunk_in_chans(trunk) != in_chans or _trunk_image_size(trunk) not in (None, size):
-        new = create_vision_trunk(vision["timm_model_name"], size, in_chans)
+    spec = VisionSpec.from_config(cfg)
+    if _trunk_in_chans(trunk) != spec.in_chans or _trunk_image_size(trunk) not in (None, spec.image_size):
+        new = create_vision_trunk(*spec)
         pool = vision.get("timm_pool", "avg")
         new.reset_classifier(0, **({"global_pool": pool} if pool else {}))
         clip.visual.trunk = new

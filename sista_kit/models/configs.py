@@ -12,18 +12,28 @@ with three additions that open_clip does not know and that are removed before it
 :func:`register_model_config` writes the open_clip part as JSON under a cache folder and registers
 it with ``open_clip.add_model_config``, so ``open_clip.create_model(name, pretrained_text=False)``
 builds it as well.
+
+The cache folder (:func:`cache_dir`) is chosen, in order, by :func:`set_cache_dir`, the environment
+variable ``SISTA_KIT_CACHE`` (files go to ``$SISTA_KIT_CACHE/model_configs``), or else a private
+folder of this process (``tempfile.mkdtemp``, mode 0700, removed at exit): building a model writes
+nothing under the home folder unless asked to. A configured folder must belong to the current user
+and be writable by nobody else, or :func:`cache_dir` raises ``PermissionError`` naming it.
 """
 
 from __future__ import annotations
 
+import atexit
 import copy
 import hashlib
 import json
 import os
+import shutil
+import stat
 import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
+
+from sista_kit.io import write_text_atomic
 
 __all__ = [
     "BUILTIN_CONFIGS",
@@ -31,7 +41,14 @@ __all__ = [
     "list_model_configs",
     "register_model_config",
     "cache_dir",
+    "set_cache_dir",
+    "CACHE_ENV",
 ]
+
+#: Environment variable naming the model-config cache root.
+CACHE_ENV = "SISTA_KIT_CACHE"
+_configured_cache: Path | None = None
+_private_cache: Path | None = None
 
 _TINY_BERT: dict[str, Any] = {
     "model_type": "bert",
@@ -153,30 +170,52 @@ def model_config(name_or_path: str | os.PathLike | dict[str, Any], **overrides: 
     return cfg
 
 
+def set_cache_dir(path: str | os.PathLike | None) -> None:
+    """Put generated config files under ``path/model_configs`` (None: back to the default order)."""
+    global _configured_cache
+    _configured_cache = None if path is None else Path(path).expanduser()
+
+
+def _check_private(path: Path) -> None:
+    """The folder must be ours and writable by nobody else (no one can plant configs in it)."""
+    info = path.stat()
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise PermissionError(f"model-config cache {path} belongs to another user (uid {info.st_uid})")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise PermissionError(
+            f"model-config cache {path} is writable by group or others (mode {stat.filemode(info.st_mode)}); "
+            f"run `chmod go-w {path}` or choose another folder with {CACHE_ENV}"
+        )
+
+
+def _remove_private_cache() -> None:
+    if _private_cache is not None:
+        shutil.rmtree(_private_cache, ignore_errors=True)
+
+
 def cache_dir() -> Path:
-    """Where generated open_clip / Hugging Face config files go (``$SISTA_KIT_CACHE`` or ~/.cache)."""
-    root = os.environ.get("SISTA_KIT_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "sista_kit"
-    )
-    path = Path(root) / "model_configs"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".probe-{uuid.uuid4().hex[:6]}"
-        probe.touch()
-        probe.unlink()
-    except OSError:
-        path = Path(tempfile.gettempdir()) / f"sista_kit-{os.getuid()}" / "model_configs"
-        path.mkdir(parents=True, exist_ok=True)
-    return path
+    """Where generated open_clip / Hugging Face config files go (see the module docstring).
+
+    Raises:
+        PermissionError: a configured folder belongs to another user or is group / world writable.
+    """
+    global _private_cache
+    root = _configured_cache or os.environ.get(CACHE_ENV)
+    if root:
+        path = Path(root).expanduser() / "model_configs"
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _check_private(path)
+        return path
+    if _private_cache is None or not _private_cache.is_dir():
+        _private_cache = Path(tempfile.mkdtemp(prefix="sista_kit-model-configs-"))
+        atexit.register(_remove_private_cache)
+    return _private_cache
 
 
 def _atomic_write(path: Path, text: str) -> None:
     if path.is_file() and path.read_text() == text:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
 
 
 def _digest(obj: Any) -> str:

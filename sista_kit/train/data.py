@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from sista_kit.data.datasets import build_synthetic, collate_pretrain
+from sista_kit.data.folder import require_dataset_folder, synthetic_folder_name
 from sista_kit.models.text_batch import TextBatch
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "DataInfo",
     "prepare_dataset_folder",
     "make_loader",
+    "eval_loader",
 ]
 
 _log = logging.getLogger(__name__)
@@ -116,8 +119,6 @@ class PretrainCollate:
         self.report_embed, self.with_labels, self.num_words = report_embed, with_labels, num_words
 
     def __call__(self, samples: list[dict]) -> tuple[torch.Tensor, TextBatch]:
-        from sista_kit.data.datasets import collate_pretrain
-
         batch = collate_pretrain(samples)
         emb = self.report_embed(batch["report"]) if self.report_embed is not None else None
         texts = TextBatch.from_batch(
@@ -179,16 +180,11 @@ def prepare_dataset_folder(
 ) -> Path:
     """The dataset folder: the embedded synthetic data (written once, by the master) or a given folder."""
     if data != "synthetic":
-        folder = Path(data)
-        if not (folder / "manifest.jsonl").is_file():
-            raise FileNotFoundError(f"{folder} is not a written dataset folder (no manifest.jsonl)")
-        return folder
-    from sista_kit.data.datasets import build_synthetic
-
+        return require_dataset_folder(data, what="--data")
     folder = (
         Path(data_dir)
         if data_dir
-        else Path(logs) / "_data" / f"synthetic-n{num_samples}-s{seed}-{image_size}"
+        else Path(logs) / "_data" / synthetic_folder_name(num_samples, seed, image_size)
     )
     if is_master:
         build_synthetic(folder, num_samples, seed=seed, image_size=image_size)

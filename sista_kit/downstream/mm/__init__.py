@@ -3,6 +3,11 @@ and hooks into mmdet's and mmseg's registries (whichever is installed) and into 
 scope, so configs can say ``custom_imports=dict(imports=['sista_kit.downstream.mm'])`` and
 ``type='sista_kit.SistaViT'``. It needs mmengine and mmcv; mmdet / mmseg parts register only when
 that library is installed.
+
+Registration in the OpenMMLab registries is this package's only import-time effect (mmengine's
+``custom_imports`` relies on it). torch's weights-only allow-list for mmengine checkpoints is an
+explicit call, :func:`allow_mmengine_checkpoints`, made by ``run_seg`` / ``run_det`` and by
+``SafeCheckpointHook`` before a run loads or resumes.
 """
 
 from __future__ import annotations
@@ -20,8 +25,6 @@ try:
     from . import det_metrics  # noqa: F401  (needs mmdet)
 except ImportError:
     det_metrics = None
-
-allow_mmengine_checkpoints()
 
 __all__ = [
     "DATASETS",

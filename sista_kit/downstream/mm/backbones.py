@@ -17,7 +17,9 @@ from typing import Any
 import torch
 from mmengine.model import BaseModule
 
-from ..encoder import RANDOM, EncoderSpec, build_trunk, trunk_kind
+from sista_kit.models.spec import VisionSpec, trunk_family
+
+from ..encoder import RANDOM, build_trunk
 from ..features import MultiScaleEncoder
 from .registry import MODELS, register
 
@@ -54,10 +56,10 @@ class _SistaBackbone(BaseModule):
             raise ValueError(
                 f"{type(self).__name__} needs a checkpoint folder, or model_name for random weights"
             )
-        arch = EncoderSpec(model_name, int(image_size), int(in_chans)) if model_name else None
+        arch = VisionSpec(model_name, image_size, in_chans) if model_name else None
         trunk, self.spec = build_trunk(checkpoint, arch)
         self.checkpoint = RANDOM if checkpoint is None else str(checkpoint)
-        kind = trunk_kind(trunk)
+        kind = trunk_family(trunk)
         if kind != self.kind:
             raise TypeError(
                 f"{type(self).__name__} needs a {self.kind} trunk but {self.checkpoint} holds "

@@ -71,6 +71,10 @@ class SafeCheckpointHook(Hook):
 
     priority = "VERY_LOW"
 
+    def before_run(self, runner: Any) -> None:
+        """Allow-list mmengine's checkpoint globals before the runner loads or resumes one."""
+        allow_mmengine_checkpoints()
+
     def before_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
         if "message_hub" in checkpoint:
             checkpoint["message_hub"] = _plain(checkpoint["message_hub"])

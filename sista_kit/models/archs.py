@@ -1,0 +1,118 @@
+"""The sista_kit timm architectures: the one place where sista_kit registers models with timm.
+
+Importing this module registers them (timm's ``@register_model``, which runs at import); every
+module that builds a trunk imports it, so ``timm.create_model("sista_vit_tiny")`` works once any
+of ``sista_kit.models`` is imported.
+
+| name                          | arch   | input        | notes                              |
+|-------------------------------|--------|--------------|------------------------------------|
+| ``sista_vit_tiny``            | ViT    | 1 x 128 px   | patch 8, depth 4, width 192, 3 heads (CPU) |
+| ``sista_resnet18``            | ResNet | 1 x 128 px   | ResNet-18 layout, grey-scale stem  |
+| ``sista_vit_base_patch16_224``| ViT    | 3 x 224 px   | ViT-B/16 (the paper scale)         |
+| ``sista_resnet50``            | ResNet | 3 x 224 px   | ResNet-50 (ConVIRT / GLoRIA scale) |
+
+Nothing here downloads weights: ``pretrained=True`` is only accepted together with a local file
+(``pretrained_cfg_overlay={"file": path}``, timm's own mechanism).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models.resnet import BasicBlock, Bottleneck, ResNet
+from timm.models.vision_transformer import VisionTransformer
+from torch import nn
+
+__all__ = ["SISTA_ARCHS"]
+
+#: The architectures registered here.
+SISTA_ARCHS = ("sista_vit_tiny", "sista_resnet18", "sista_vit_base_patch16_224", "sista_resnet50")
+
+_GREY = {"mean": (0.5,), "std": (0.5,)}
+_IMAGENET = {"mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+
+
+def _vit_cfg(in_chans: int, size: int, stats: dict[str, tuple[float, ...]]) -> dict[str, Any]:
+    return {
+        "url": "",
+        "num_classes": 0,
+        "input_size": (in_chans, size, size),
+        "pool_size": None,
+        "crop_pct": 1.0,
+        "interpolation": "bicubic",
+        "fixed_input_size": True,
+        "first_conv": "patch_embed.proj",
+        "classifier": "head",
+        "license": "apache-2.0",
+        **stats,
+    }
+
+
+def _resnet_cfg(in_chans: int, size: int, stats: dict[str, tuple[float, ...]]) -> dict[str, Any]:
+    return {
+        "url": "",
+        "num_classes": 0,
+        "input_size": (in_chans, size, size),
+        "pool_size": (size // 32, size // 32),
+        "crop_pct": 1.0,
+        "interpolation": "bilinear",
+        "first_conv": "conv1",
+        "classifier": "fc",
+        "license": "apache-2.0",
+        **stats,
+    }
+
+
+# timm's register_model picks these up by entry-point name.
+default_cfgs = generate_default_cfgs(
+    {
+        "sista_vit_tiny": _vit_cfg(1, 128, _GREY),
+        "sista_resnet18": _resnet_cfg(1, 128, _GREY),
+        "sista_vit_base_patch16_224": _vit_cfg(3, 224, _IMAGENET),
+        "sista_resnet50": _resnet_cfg(3, 224, _IMAGENET),
+    }
+)
+
+
+def _check_offline(variant: str, pretrained: bool, kwargs: dict[str, Any]) -> None:
+    overlay = kwargs.get("pretrained_cfg_overlay") or {}
+    if pretrained and not overlay.get("file"):
+        raise ValueError(
+            f"{variant}: no hub weights exist for sista_kit architectures; pass a local weights file with "
+            "pretrained_cfg_overlay={'file': path} or load one with load_trunk_weights()"
+        )
+
+
+def _build(cls: type[nn.Module], variant: str, pretrained: bool, defaults: dict[str, Any], **kwargs: Any):
+    _check_offline(variant, pretrained, kwargs)
+    model_args = {**defaults, **kwargs}
+    return build_model_with_cfg(cls, variant, pretrained, **model_args)
+
+
+@register_model
+def sista_vit_tiny(pretrained: bool = False, **kwargs: Any) -> VisionTransformer:
+    """ViT with patch 8 at 128 px, depth 4, width 192, 3 heads, one input channel (the CPU default)."""
+    defaults = dict(img_size=128, patch_size=8, embed_dim=192, depth=4, num_heads=3, in_chans=1)
+    return _build(VisionTransformer, "sista_vit_tiny", pretrained, defaults, **kwargs)
+
+
+@register_model
+def sista_vit_base_patch16_224(pretrained: bool = False, **kwargs: Any) -> VisionTransformer:
+    """ViT-B/16 at 224 px with three input channels (the paper scale)."""
+    defaults = dict(img_size=224, patch_size=16, embed_dim=768, depth=12, num_heads=12, in_chans=3)
+    return _build(VisionTransformer, "sista_vit_base_patch16_224", pretrained, defaults, **kwargs)
+
+
+@register_model
+def sista_resnet18(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """ResNet-18 layout with a one-channel stem."""
+    defaults = dict(block=BasicBlock, layers=(2, 2, 2, 2), in_chans=1)
+    return _build(ResNet, "sista_resnet18", pretrained, defaults, **kwargs)
+
+
+@register_model
+def sista_resnet50(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """ResNet-50 with three input channels (ConVIRT / GLoRIA scale)."""
+    defaults = dict(block=Bottleneck, layers=(3, 4, 6, 3), in_chans=3)
+    return _build(ResNet, "sista_resnet50", pretrained, defaults, **kwargs)
