@@ -362,6 +362,33 @@ def write_iu_dataset(
     )
 
 
+#: Major tags that state no finding of the patient ("No Indexing": the report was not indexed).
+NON_FINDING_TAGS = frozenset({"normal", "no indexing"})
+
+
+def tag_set(tags: list[str]) -> frozenset[str]:
+    """The report's MeSH major tags, lower-cased: two reports with equal sets are equivalent (the
+    false-negative truth of the IU track)."""
+    return frozenset(t.strip().lower() for t in tags)
+
+
+def similarity_labels(tag_lists: list[list[str]]) -> np.ndarray:
+    """Finding labels for the ``labels`` report-similarity provider on the IU track: (N, K + 1)
+    float32, the K tag-mapped classes of :func:`parse_tags` plus an "other abnormal" column set when
+    a report has a tag outside them (spine, aorta, granuloma, devices, ...). Without that column
+    two thirds of the reports would read as normal, only half of them rightly. The image labels
+    (``Sample.labels``) keep the K classes."""
+    out = np.zeros((len(tag_lists), K + 1), dtype=np.float32)
+    for i, tags in enumerate(tag_lists):
+        mapped = parse_tags(tags)
+        for name in mapped:
+            out[i, CLS[name]] = 1.0
+        known = {t for t in tag_set(tags) if t in NON_FINDING_TAGS}
+        unmapped = [t for t in tags if t.strip().lower() not in known and not parse_tags([t])]
+        out[i, K] = float(bool(unmapped))
+    return out
+
+
 def iu_finding_keys(archive: str | Path | None = None) -> list[str]:
     """Finding keys of all IU reports (no rendering): for false-negative statistics."""
     reports, _ = read_iu_reports(archive)
