@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from .synthetic.generator import Sample
 from .tokenizer import encode_reports
 from .transforms import ImageTransform
 
+log = logging.getLogger("sista_kit.data")
+
 
 class PretrainDataset(Dataset):
     """Image-report pairs for pretraining, from a written dataset folder or in-memory samples.
@@ -22,6 +25,9 @@ class PretrainDataset(Dataset):
     Each item is a dict: ``image`` float32 (C, H, W), ``input_ids`` / ``attention_mask`` /
     ``word_ids`` int64 (max_length,), ``report``, ``labels`` float32 (K,), ``finding_key``,
     ``sample_id``; with ``return_masks=True`` also ``masks`` bool (K, H, W), ``boxes`` and ``spans``.
+
+    Studies whose report is empty (or only whitespace) are dropped and counted (``dropped_ids``, and a
+    warning naming them); a source with no study left raises ValueError.
     """
 
     def __init__(
@@ -36,12 +42,29 @@ class PretrainDataset(Dataset):
     ) -> None:
         if isinstance(source, (str, os.PathLike)):
             self.root: Path | None = Path(source)
-            self.rows = read_manifest(self.root, split)
+            rows = read_manifest(self.root, split)
+            self.dropped_ids = [str(r.get("id")) for r in rows if not str(r.get("report") or "").strip()]
+            self.rows = [r for r in rows if str(r.get("report") or "").strip()]
             self.samples: list[Sample] | None = None
+            total = len(rows)
         else:
-            self.root, self.rows, self.samples = None, None, list(source)
+            items = list(source)
+            self.dropped_ids = [s.sample_id for s in items if not (s.report or "").strip()]
+            self.root, self.rows = None, None
+            self.samples = [s for s in items if (s.report or "").strip()]
+            total = len(items)
+        where = f"{source if self.root else 'the given list'} (split={split!r})"
+        if self.dropped_ids:
+            log.warning(
+                "%s: dropped %d of %d studies with an empty report (first: %s)",
+                where,
+                len(self.dropped_ids),
+                total,
+                ", ".join(self.dropped_ids[:5]),
+            )
         if len(self) == 0:
-            raise ValueError(f"no samples in {source if self.root else 'the given list'} (split={split!r})")
+            empty = f"; all {total} reports are empty" if total else ""
+            raise ValueError(f"no samples in {where}{empty}")
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.transform = transform if transform is not None else ImageTransform()

@@ -104,8 +104,8 @@ def test_mimic(tmp_path):
     )
     assert item["labels"][CHEXPERT_LABELS.index("Cardiomegaly")] == 1.0
     assert item["image"].shape == (16, 20)
-    test = MimicCXR(root, split="test")
-    assert len(test) == 0 and test.dropped["no_report"] == 1
+    with pytest.raises(ValueError, match=r"MIMIC-CXR: no samples .*split='test'.*'no_report': 1"):
+        MimicCXR(root, split="test")  # an empty dataset is an error, not 0 samples
     assert section_report("FINDINGS: a\nIMPRESSION: b")["IMPRESSION"] == "b"
     (root / "mimic-cxr-2.0.0-split.csv.gz").unlink()
     with pytest.raises(FileNotFoundError, match="mimic-cxr-2.0.0-split.csv"):
@@ -207,3 +207,92 @@ def test_object_cxr(tmp_path):
     (tmp_path / "train.csv").write_text('image_name,annotation\na.jpg,"0 1 2 3"\n')
     with pytest.raises(ValueError, match="train.csv line 2"):
         ObjectCXR(tmp_path, split="train")
+
+
+def test_section_aliases_and_last_paragraph():
+    from sista_kit.data.adapters.mimic import last_paragraph, report_text
+
+    text = " FINDINGS/IMPRESSION:  No acute process.\n IMPRESSON: Stable.\n"
+    assert section_report(text) == {"IMPRESSION": "No acute process. Stable."}
+    wet = "                FINAL REPORT\n\n WET READ: ___ no pneumothorax.\n\n FINDINGS:\n"
+    assert report_text(section_report(wet)) == ""
+    assert last_paragraph(wet) == "WET READ: ___ no pneumothorax."
+    assert report_text(section_report(wet), last_paragraph(wet)) == "WET READ: ___ no pneumothorax."
+
+
+def _chexpert_root(tmp_path, row):
+    root = tmp_path / "CheXpert-v1.0-small"
+    root.mkdir(exist_ok=True)
+    header = "Path,Sex,Age,Frontal/Lateral,AP/PA," + ",".join(CHEXPERT_LABELS)
+    (root / "train.csv").write_text(header + "\n" + row + ("\n" if row else ""))
+    return root
+
+
+@pytest.mark.parametrize(
+    ("row", "exc", "pattern"),
+    [
+        ("", ValueError, r"CheXpert: no samples in .*train.csv"),  # header-only CSV
+        (
+            "CheXpert-v1.0-small/train/p1/s1/v1.jpg,F,1,Frontal,AP,2" + "," * 13,
+            ValueError,
+            r"train.csv line 2 column 'No Finding': label values must be 1, 0, -1 or blank, got '2'",
+        ),
+        (
+            "CheXpert-v1.0-small/train/p1/s1/v1.jpg,F,1,Frontal,AP,nan" + "," * 13,
+            ValueError,
+            r"train.csv line 2 column 'No Finding'.*got 'nan'",
+        ),
+        (
+            "CheXpert-v1.0-small/../../secret.jpg,F,1,Frontal,AP" + "," * 14,
+            ValueError,
+            "outside the dataset root",
+        ),
+        ("/etc/passwd,F,1,Frontal,AP" + "," * 14, ValueError, "absolute path"),
+    ],
+)
+def test_chexpert_bad_rows(tmp_path, row, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        CheXpert(_chexpert_root(tmp_path, row))
+
+
+@pytest.mark.parametrize(
+    ("rows", "pattern"),
+    [
+        ("p1,nan,152.0,213.0,379.0,1", r"line 2 x is not a finite number: 'nan'"),
+        ("p1,1,2,inf,4,1", r"line 2 width is not a finite number"),
+        ("p1,1,2,3,4,2", r"line 2: Target must be 0 or 1"),
+        ("../../etc/p1,,,,,0", r"line 2 patientId: path .* resolves outside the dataset root"),
+        ("", r"RSNA Pneumonia: no samples in .*stage_2_train_labels.csv"),
+    ],
+)
+def test_rsna_bad_rows(tmp_path, rows, pattern):
+    _dcm(tmp_path / "stage_2_train_images" / "p1.dcm")
+    (tmp_path / "stage_2_train_labels.csv").write_text("patientId,x,y,width,height,Target\n" + rows + "\n")
+    with pytest.raises(ValueError, match=pattern):
+        RSNAPneumonia(tmp_path)
+
+
+def test_empty_image_folders_are_errors(tmp_path):
+    (tmp_path / "stage_2_train_labels.csv").write_text("patientId,x,y,width,height,Target\np1,,,,,0\n")
+    (tmp_path / "stage_2_train_images").mkdir()
+    with pytest.raises(FileNotFoundError, match="no DICOM"):
+        RSNAPneumonia(tmp_path)
+    (tmp_path / "train-rle.csv").write_text("ImageId, EncodedPixels\nx, -1\n")
+    (tmp_path / "dicom-images-train" / "a").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="no DICOM .* under"):
+        SIIMPneumothorax(tmp_path)
+
+
+def test_covidx_and_object_cxr_refuse_empty_and_escaping(tmp_path):
+    (tmp_path / "train.txt").write_text("\n\n")
+    with pytest.raises(ValueError, match=r"COVIDx: no samples in .*train.txt.*blank_line"):
+        COVIDx(tmp_path)
+    (tmp_path / "train.txt").write_text("p1 ../../x.png positive src\n")
+    with pytest.raises(ValueError, match=r"train.txt line 1 filename: path '../../x.png' resolves outside"):
+        COVIDx(tmp_path)
+    (tmp_path / "dev.csv").write_text("image_name,annotation\n")
+    with pytest.raises(ValueError, match="Object-CXR: no samples"):
+        ObjectCXR(tmp_path, split="dev")
+    (tmp_path / "dev.csv").write_text("image_name,annotation\n../x.jpg,\n")
+    with pytest.raises(ValueError, match="dev.csv line 2 image_name"):
+        ObjectCXR(tmp_path, split="dev")

@@ -6,6 +6,7 @@ import csv
 import gzip
 import io
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -106,10 +107,29 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def parse_float(value: str, path: Path, what: str) -> float:
+    """A finite float from a CSV cell; ValueError naming ``path`` and ``what`` (e.g. ``line 3 x``)."""
     try:
-        return float(value)
+        out = float(value)
     except ValueError:
         raise ValueError(f"{path}: {what} is not a number: {value!r}") from None
+    if not math.isfinite(out):
+        raise ValueError(f"{path}: {what} is not a finite number: {value!r}")
+    return out
+
+
+def inside(root: Path, rel: str | os.PathLike, where: str) -> Path:
+    """``root / rel``, refusing absolute paths and ``..`` that leave ``root`` (``where`` names the row)."""
+    rel_path = Path(rel)
+    if not str(rel).strip():
+        raise ValueError(f"{where}: empty file name")
+    if rel_path.is_absolute():
+        raise ValueError(f"{where}: absolute path {str(rel)!r} is not allowed (paths are relative to {root})")
+    target = root / rel_path
+    base = root.resolve()
+    resolved = target.resolve()
+    if resolved != base and base not in resolved.parents:
+        raise ValueError(f"{where}: path {str(rel)!r} resolves outside the dataset root {root}")
+    return target
 
 
 class RecordDataset(Dataset):
@@ -118,11 +138,18 @@ class RecordDataset(Dataset):
     name = "dataset"
 
     def __init__(
-        self, records: list[dict], dropped: dict[str, int], class_names: tuple[str, ...] = ()
+        self,
+        records: list[dict],
+        dropped: dict[str, int],
+        class_names: tuple[str, ...] = (),
+        source: str | os.PathLike | None = None,
     ) -> None:
         self.records = records
         self.dropped = {k: v for k, v in dropped.items() if v}
         self.class_names = tuple(class_names)
+        if not records:
+            drops = f"; dropped rows: {self.dropped}" if self.dropped else ""
+            raise ValueError(f"{self.name}: no samples in {source or 'the given records'}{drops}")
         if self.dropped:
             log.info("%s: kept %d rows, dropped %s", self.name, len(records), self.dropped)
 
@@ -139,15 +166,37 @@ class RecordDataset(Dataset):
         return f"{self.name}: {len(self)} samples; dropped rows: {drops}"
 
 
+LABEL_VALUES = (1.0, 0.0, -1.0)
+
+
 def uncertain(value: str, policy: str) -> float:
     """CheXpert label cell -> float: 1 positive, 0 negative/blank, -1 uncertain mapped by ``policy``
-    (ones -> 1, zeros -> 0, ignore -> NaN, to be masked out of the loss)."""
+    (ones -> 1, zeros -> 0, ignore -> NaN, to be masked out of the loss). Any other value (``2``,
+    ``nan``, text) raises ValueError."""
     if value in ("", None):
         return 0.0
     v = float(value)
+    if v not in LABEL_VALUES:
+        raise ValueError(f"label value {value!r} is not 1, 0, -1 or blank")
     if v == -1.0:
         return {"ones": 1.0, "zeros": 0.0, "ignore": float("nan")}[policy]
     return v
+
+
+def label_vector(
+    row: dict[str, str], names: tuple[str, ...], policy: str, path: Path, line: int
+) -> np.ndarray:
+    """float32 label vector of one CSV row (see :func:`uncertain`); errors name file, line and column."""
+    out = np.empty(len(names), dtype=np.float32)
+    for i, name in enumerate(names):
+        try:
+            out[i] = uncertain(row[name], policy)
+        except ValueError:
+            raise ValueError(
+                f"{path} line {line} column {name!r}: label values must be 1, 0, -1 or blank, "
+                f"got {row[name]!r}"
+            ) from None
+    return out
 
 
 def check_policy(policy: str) -> None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-
-from .base import CHEXPERT_LABELS, RecordDataset, check_policy, find_file, read_csv, uncertain
+from .base import CHEXPERT_LABELS, RecordDataset, check_policy, find_file, inside, label_vector, read_csv
 
 
 class CheXpert(RecordDataset):
@@ -38,12 +36,11 @@ class CheXpert(RecordDataset):
                 dropped["lateral_view"] += 1
                 continue
             rel = Path(r["Path"])
-            img = root.parent / rel if rel.parts and rel.parts[0] == root.name else root / rel
-            try:
-                labels = np.array([uncertain(r[c], uncertainty) for c in CHEXPERT_LABELS], dtype=np.float32)
-            except ValueError:
-                raise ValueError(f"{path} line {ln}: label values must be 1, 0, -1 or blank") from None
+            if rel.parts and rel.parts[0] == root.name:  # "CheXpert-v1.0-small/train/..."
+                rel = Path(*rel.parts[1:]) if len(rel.parts) > 1 else Path("")
+            img = inside(root, rel, f"{path} line {ln} Path")
+            labels = label_vector(r, CHEXPERT_LABELS, uncertainty, path, ln)
             records.append(
                 {"sample_id": r["Path"], "image_path": img, "labels": labels, "view": r.get("AP/PA", "")}
             )
-        super().__init__(records, dropped, CHEXPERT_LABELS)
+        super().__init__(records, dropped, CHEXPERT_LABELS, source=path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .base import RecordDataset
+from .base import RecordDataset, inside
 
 
 class COVIDx(RecordDataset):
@@ -34,6 +34,7 @@ class COVIDx(RecordDataset):
                 raise ValueError(
                     f"{path} line {ln}: expected 'patient_id filename label [source]', got {line!r}"
                 )
+            inside(root / split, parts[1], f"{path} line {ln} filename")
             entries.append((parts[0], parts[1], parts[2].lower()))
         names = tuple(class_names) if class_names else tuple(sorted({e[2] for e in entries}))
         unknown = sorted({e[2] for e in entries} - set(names))
@@ -43,4 +44,4 @@ class COVIDx(RecordDataset):
             {"sample_id": fn, "patient_id": pid, "image_path": root / split / fn, "label": names.index(lab)}
             for pid, fn, lab in entries
         ]
-        super().__init__(records, dropped, names)
+        super().__init__(records, dropped, names, source=path)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import RecordDataset, find_file, read_csv
+from .base import RecordDataset, find_file, inside, read_csv
 
 
 def parse_annotation(text: str) -> np.ndarray:
@@ -55,9 +55,9 @@ class ObjectCXR(RecordDataset):
             records.append(
                 {
                     "sample_id": r["image_name"],
-                    "image_path": root / split / r["image_name"],
+                    "image_path": inside(root / split, r["image_name"], f"{path} line {ln} image_name"),
                     "boxes": boxes,
                     "label": int(len(boxes) > 0),
                 }
             )
-        super().__init__(records, {}, ("foreign_object",))
+        super().__init__(records, {}, ("foreign_object",), source=path)

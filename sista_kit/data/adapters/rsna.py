@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import RecordDataset, find_file, parse_float, read_csv
+from .base import RecordDataset, find_file, inside, parse_float, read_csv
 
 
 class RSNAPneumonia(RecordDataset):
@@ -24,9 +24,18 @@ class RSNAPneumonia(RecordDataset):
         root = Path(root)
         path = find_file(root, labels_csv)
         rows = read_csv(path, ("patientId", "x", "y", "width", "height", "Target"))
+        img_root = root / images_dir
+        if not img_root.is_dir():
+            raise FileNotFoundError(f"missing image folder {img_root}")
+        if next(img_root.glob("*.dcm"), None) is None:
+            raise FileNotFoundError(f"no DICOM (*.dcm) files in {img_root}")
         per: dict[str, list] = {}
+        paths: dict[str, Path] = {}
         for ln, r in enumerate(rows, 2):
-            boxes = per.setdefault(r["patientId"], [])
+            pid = r["patientId"]
+            if pid not in paths:
+                paths[pid] = inside(img_root, f"{pid}.dcm", f"{path} line {ln} patientId")
+            boxes = per.setdefault(pid, [])
             if r["Target"] not in ("0", "1"):
                 raise ValueError(f"{path} line {ln}: Target must be 0 or 1, got {r['Target']!r}")
             if r["Target"] == "1":
@@ -39,10 +48,10 @@ class RSNAPneumonia(RecordDataset):
         records = [
             {
                 "sample_id": pid,
-                "image_path": root / images_dir / f"{pid}.dcm",
+                "image_path": paths[pid],
                 "boxes": np.asarray(b, dtype=np.float32).reshape(-1, 4),
                 "label": int(bool(b)),
             }
             for pid, b in per.items()
         ]
-        super().__init__(records, {}, ("pneumonia",))
+        super().__init__(records, {}, ("pneumonia",), source=path)

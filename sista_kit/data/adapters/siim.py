@@ -47,12 +47,16 @@ class SIIMPneumothorax(RecordDataset):
         path = find_file(root, rle_csv)
         rows = read_csv(path, ("ImageId", "EncodedPixels"))
         per: dict[str, list[str]] = {}
-        for r in rows:
+        for ln, r in enumerate(rows, 2):
+            if not r["ImageId"]:
+                raise ValueError(f"{path} line {ln}: empty ImageId")
             per.setdefault(r["ImageId"], []).append(r["EncodedPixels"])
         img_root = root / images_dir
         if not img_root.is_dir():
             raise FileNotFoundError(f"missing image folder {img_root}")
         files = {p.stem: p for p in img_root.rglob("*.dcm")}
+        if not files:
+            raise FileNotFoundError(f"no DICOM (*.dcm) files under {img_root}")
         records, dropped = [], {"no_dicom": 0}
         for iid, rles in per.items():
             if iid not in files:
@@ -68,7 +72,7 @@ class SIIMPneumothorax(RecordDataset):
                     "rle_file": path,
                 }
             )
-        super().__init__(records, dropped, ("pneumothorax",))
+        super().__init__(records, dropped, ("pneumothorax",), source=path)
 
     def __getitem__(self, idx: int) -> dict:
         rec = dict(self.records[idx])
