@@ -15,9 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sista_kit.checks import ValueChecks, check_batch, check_positive, check_range, check_tensor, same_size
 from sista_kit.losses.registry import register_loss
-
-from ._checks import check_float, same_size
 
 
 def convirt_loss(
@@ -38,21 +37,22 @@ def convirt_loss(
         temperature: tau, a divisor of the cosine.
         output_dict: return ``{"loss", "i2t", "t2i", "logits"}`` (unweighted directions) instead of
             the scalar loss.
-        check_finite: assert the inputs hold no NaN/inf.
+        check_finite: run the value checks (NaN / inf) under the policy of :mod:`sista_kit.checks`.
 
     Returns:
         The scalar loss, or the dict described above (``logits``: (B, B), rows = images).
     """
-    if not 0.0 <= lambda_ <= 1.0:
-        raise ValueError(f"lambda_ must lie in [0, 1], got {lambda_}")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
-    check_float("image_features", image_features, (None, None), finite=check_finite)
-    check_float("text_features", text_features, (None, None), finite=check_finite)
-    batch = same_size(
-        "batch size", image_features=image_features.shape[0], text_features=text_features.shape[0]
+    check_range("lambda_", lambda_, 0.0, 1.0)
+    check_positive("temperature", temperature)
+    check_tensor("image_features", image_features, (None, None))
+    check_tensor("text_features", text_features, (None, None))
+    batch = check_batch(
+        "ConVIRT", image_features=image_features.shape[0], text_features=text_features.shape[0]
     )
     same_size("embedding size", image_features=image_features.shape[1], text_features=text_features.shape[1])
+    ValueChecks(check_finite).finite("image_features", image_features).finite(
+        "text_features", text_features
+    ).run()
 
     v = F.normalize(image_features, dim=-1)
     u = F.normalize(text_features, dim=-1)
@@ -77,10 +77,8 @@ class ConVIRTLoss(nn.Module):
 
     def __init__(self, lambda_: float = 0.75, temperature: float = 0.1, check_finite: bool = True):
         super().__init__()
-        if not 0.0 <= lambda_ <= 1.0:
-            raise ValueError(f"lambda_ must lie in [0, 1], got {lambda_}")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
+        check_range("lambda_", lambda_, 0.0, 1.0)
+        check_positive("temperature", temperature)
         self.lambda_, self.temperature, self.check_finite = lambda_, temperature, check_finite
 
     def forward(

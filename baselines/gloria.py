@@ -10,9 +10,14 @@ vectorised over the batch:
   R(i, j) = log sum_t exp(temp2 * cos(e_t, c_t)); logits[j, i] = temp3 * R(i, j); symmetric
   cross-entropy. The temperatures are multipliers, as in the official code.
 
-The local term costs O(B^2 L P D) time and O(B^2 L P) memory. ``chunk_size`` computes it a block of
-images at a time under activation checkpointing, so that memory is O(B * chunk * L * P) in both
-passes (the block is recomputed in backward).
+The local term costs O(B^2 L P D) time. It runs without padded work and without the (B, B, L, D)
+context tensors of a direct implementation: the used word slots of each text are moved to the front
+(the local similarity does not depend on the order of a text's words), texts are grouped into buckets
+of similar length, and cos(e_t, c_t) comes from the region-word dot products already formed
+(c_t . e_t = sum_p a2_p (v_p . e_t); ||c_t||^2 = a2^T G a2 with the P x P Gram matrix G = V V^T).
+Memory is O(B^2 L P). ``chunk_size`` computes it a block of images at a time under activation
+checkpointing, so that memory is O(B * chunk * L * P) in both passes (the block is recomputed in
+backward). Finding the buckets reads the text lengths on the host (one synchronisation per call).
 
 Word slots: the official local loss uses [CLS] + the words (``cap_len = n + 1``), not [SEP]. The
 model of this project gives words only (``text_tokens`` has no [CLS] slot); :class:`GLoRIALoss`
@@ -29,9 +34,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from sista_kit.checks import (
+    ValueChecks,
+    check_batch,
+    check_chunk_size,
+    check_mask,
+    check_positive,
+    check_tensor,
+    check_weight,
+    same_size,
+)
 from sista_kit.losses.registry import register_loss
-
-from ._checks import check_float, check_mask, same_size
 
 
 def _cosine_logits(a: Tensor, b: Tensor, eps: float) -> Tensor:
@@ -40,49 +53,75 @@ def _cosine_logits(a: Tensor, b: Tensor, eps: float) -> Tensor:
     return (a @ b.t()) / norms.clamp(min=eps)
 
 
-def _local_block(
-    regions: Tensor,
-    words: Tensor,
-    mask: Tensor,
-    offset: int,
-    temp1: float,
-    temp2: float,
-    eps: float,
-    want_attention: bool,
-) -> tuple[Tensor, Tensor | None]:
-    """R(i, j) for the images ``regions`` (a block of Bc images) against every text.
+#: Most length buckets per call; more buckets waste less padding but make smaller products.
+MAX_BUCKETS = 8
 
-    Args:
-        regions: (Bc, P, D) region features of images offset .. offset + Bc - 1.
-        words: (B, L, D) word features, zero at unused slots.
-        mask: (B, L) bool, True = used slot.
 
-    Returns:
-        R laid out [j, i] of shape (Bc, B), and when ``want_attention`` the region attention of each
-        image's own text, (Bc, L, P), zero on unused slots.
-    """
+def _compact(words: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, list[int]]:
+    """Move each text's used slots to the front (order kept): (B, L_max, D), its mask, the lengths."""
+    lengths = mask.sum(dim=1)
+    sizes = lengths.tolist()
+    longest = max(sizes)
+    index = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)[:, :longest]
+    compact = torch.gather(words, 1, index[..., None].expand(-1, -1, words.shape[2]))
+    used = torch.arange(longest, device=mask.device)[None, :] < lengths[:, None]
+    return compact, used, sizes
+
+
+def _buckets(sizes: list[int], device: torch.device) -> list[tuple[Tensor, int]]:
+    """Texts sorted by length, split into up to MAX_BUCKETS groups: (text indices, group length)."""
+    order = sorted(range(len(sizes)), key=sizes.__getitem__)
+    count = min(MAX_BUCKETS, len(order))
+    bounds = [round(i * len(order) / count) for i in range(count + 1)]
+    groups = [order[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+    return [(torch.tensor(g, device=device), sizes[g[-1]]) for g in groups]
+
+
+def _bucket_similarity(
+    regions: Tensor, gram: Tensor, words: Tensor, used: Tensor, temp1: float, temp2: float, eps: float
+) -> Tensor:
+    """R[j, i] of the images ``regions`` (Bc, P, D) against the texts ``words`` (Bt, Lb, D)."""
     n_img, n_reg, dim = regions.shape
     n_txt, n_words, _ = words.shape
     # dots[j, p, i, t] = v_{j,p} . e_{i,t}: one GEMM, words last so the word softmax is contiguous.
     dots = (regions.reshape(n_img * n_reg, dim) @ words.reshape(n_txt * n_words, dim).t()).view(
         n_img, n_reg, n_txt, n_words
     )
-    unused = torch.zeros(mask.shape, dtype=dots.dtype, device=dots.device).masked_fill_(~mask, float("-inf"))
+    unused = torch.zeros(used.shape, dtype=dots.dtype, device=dots.device).masked_fill_(~used, float("-inf"))
     a1 = torch.softmax(dots + unused, dim=3)  # over the used words
     a2 = torch.softmax(a1 * temp1, dim=1)  # over regions
-    # context[j, (i, t)] = sum_p a2[j, p, i, t] v_{j,p}
-    context = torch.bmm(a2.view(n_img, n_reg, n_txt * n_words).transpose(1, 2), regions)
-    context = context.view(n_img, n_txt, n_words, dim)
-    num = (context * words[None]).sum(dim=-1)
-    den = (context.norm(dim=-1) * words.norm(dim=-1)[None]).clamp(min=eps)
-    sim = (temp2 * num / den).masked_fill(~mask[None], float("-inf"))
-    r = torch.logsumexp(sim, dim=2)
-    attention = None
-    if want_attention:
-        own = torch.arange(n_img, device=regions.device)
-        attention = a2[own, :, own + offset].masked_fill(~mask[offset : offset + n_img, None, :], 0.0)
-        attention = attention.transpose(1, 2)
-    return r, attention
+    num = (a2 * dots).sum(dim=1)  # c . e, (Bc, Bt, Lb)
+    spread = torch.bmm(gram, a2.reshape(n_img, n_reg, n_txt * n_words)).view_as(a2)
+    context_norm = (a2 * spread).sum(dim=1).clamp_min(0.0).sqrt()  # ||c|| = sqrt(a2^T G a2)
+    den = (context_norm * words.norm(dim=-1)[None]).clamp(min=eps)
+    sim = (temp2 * num / den).masked_fill(~used[None], float("-inf"))
+    return torch.logsumexp(sim, dim=2)
+
+
+def _local_block(
+    regions: Tensor,
+    words: Tensor,
+    used: Tensor,
+    buckets: list[tuple[Tensor, int]],
+    temp1: float,
+    temp2: float,
+    eps: float,
+) -> Tensor:
+    """R[j, i] for the images ``regions`` (Bc, P, D) against every text, columns in bucket order."""
+    gram = torch.bmm(regions, regions.transpose(1, 2))
+    parts = [
+        _bucket_similarity(regions, gram, words[idx, :length], used[idx, :length], temp1, temp2, eps)
+        for idx, length in buckets
+    ]
+    return torch.cat(parts, dim=1)
+
+
+def _own_attention(regions: Tensor, words: Tensor, mask: Tensor, temp1: float) -> Tensor:
+    """a2 of each text over its own image, (B, L, P), zero on unused slots."""
+    dots = torch.bmm(words, regions.transpose(1, 2))  # (B, L, P)
+    a1 = torch.softmax(dots.masked_fill(~mask[..., None], float("-inf")), dim=1)  # over the used words
+    a2 = torch.softmax(a1 * temp1, dim=2)  # over regions
+    return a2.masked_fill(~mask[..., None], 0.0)
 
 
 def gloria_local_similarity(
@@ -102,28 +141,29 @@ def gloria_local_similarity(
         image_tokens: (B, P, D) region features (unnormalised).
         text_tokens: (B, L, D) word features; slots where ``text_mask`` is False are ignored and get
             an exact zero gradient.
-        text_mask: (B, L) bool, True = slot used by the loss.
+        text_mask: (B, L) bool, True = slot used by the loss (at least one per text).
         chunk_size: images per block (checkpointed when gradients are needed); None = one block.
         return_attention: also return a2 of each text over its own image, (B, L, P).
 
     Returns:
         (R of shape (B_images, B_texts), attention maps or None).
     """
-    words = text_tokens.masked_fill(~text_mask[..., None], 0.0)
+    check_chunk_size("chunk_size", chunk_size)
+    words, used, sizes = _compact(text_tokens, text_mask)
+    buckets = _buckets(sizes, text_tokens.device)
+    inverse = torch.argsort(torch.cat([idx for idx, _ in buckets]))
     n_img = image_tokens.shape[0]
     if chunk_size is None or chunk_size >= n_img:
-        return _local_block(image_tokens, words, text_mask, 0, temp1, temp2, eps, return_attention)
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive number of images, got {chunk_size}")
-    grad = torch.is_grad_enabled() and (image_tokens.requires_grad or text_tokens.requires_grad)
-    rows, maps = [], []
-    for start in range(0, n_img, chunk_size):
-        block = image_tokens[start : start + chunk_size]
-        args = (block, words, text_mask, start, temp1, temp2, eps, return_attention)
-        r, a = checkpoint(_local_block, *args, use_reentrant=False) if grad else _local_block(*args)
-        rows.append(r)
-        maps.append(a)
-    return torch.cat(rows, dim=0), (torch.cat(maps, dim=0) if return_attention else None)
+        r = _local_block(image_tokens, words, used, buckets, temp1, temp2, eps)
+    else:
+        grad = torch.is_grad_enabled() and (image_tokens.requires_grad or text_tokens.requires_grad)
+        rows = []
+        for start in range(0, n_img, chunk_size):
+            args = (image_tokens[start : start + chunk_size], words, used, buckets, temp1, temp2, eps)
+            rows.append(checkpoint(_local_block, *args, use_reentrant=False) if grad else _local_block(*args))
+        r = torch.cat(rows, dim=0)
+    attention = _own_attention(image_tokens, text_tokens, text_mask, temp1) if return_attention else None
+    return r[:, inverse], attention
 
 
 def gloria_loss(
@@ -159,18 +199,23 @@ def gloria_loss(
         return_logits: add ``global_logits`` and ``local_logits`` ((B, B), row = image, column = text).
         return_attention: add ``attn_maps`` (B, L, P): each text's word-to-region attention over its
             own image, zero on unused slots.
-        check_finite: assert the inputs hold no NaN/inf.
+        check_finite: run the value checks (NaN / inf, empty texts) under the policy of
+            :mod:`sista_kit.checks`.
 
     Returns:
         dict with ``loss`` (weighted total), ``global_i2t``, ``global_t2i``, ``local_i2t``,
         ``local_t2i`` (the official loss0 / loss1 of each term) and the optional entries above.
     """
-    check_float("image_features", image_features, (None, None), finite=check_finite)
-    check_float("text_features", text_features, (None, None), finite=check_finite)
-    check_float("image_tokens", image_tokens, (None, None, None), finite=check_finite)
-    check_float("text_tokens", text_tokens, (None, None, None), finite=check_finite)
-    batch = same_size(
-        "batch size",
+    for name, value in (("temp1", temp1), ("temp2", temp2), ("temp3", temp3), ("eps", eps)):
+        check_positive(name, value)
+    check_weight("local_weight", local_weight)
+    check_weight("global_weight", global_weight)
+    check_tensor("image_features", image_features, (None, None))
+    check_tensor("text_features", text_features, (None, None))
+    check_tensor("image_tokens", image_tokens, (None, None, None))
+    check_tensor("text_tokens", text_tokens, (None, None, None))
+    batch = check_batch(
+        "GLoRIA",
         image_features=image_features.shape[0],
         text_features=text_features.shape[0],
         image_tokens=image_tokens.shape[0],
@@ -181,6 +226,15 @@ def gloria_loss(
     )
     same_size("token embedding size", image_tokens=image_tokens.shape[2], text_tokens=text_tokens.shape[2])
     check_mask("text_mask", text_mask, (batch, text_tokens.shape[1]))
+    checks = ValueChecks(check_finite)
+    for name, value in (
+        ("image_features", image_features),
+        ("text_features", text_features),
+        ("image_tokens", image_tokens),
+        ("text_tokens", text_tokens),
+    ):
+        checks.finite(name, value)
+    checks.nonempty("text_mask", text_mask, per_row=True).run()
 
     labels = torch.arange(batch, device=image_features.device)
     global_logits = temp3 * _cosine_logits(image_features, text_features, eps)
@@ -222,7 +276,7 @@ class GLoRIALoss(nn.Module):
         include_cls: prepend a [CLS] slot to the words (the official local loss includes it). The slot
             holds ``text_cls_token`` (B, E) when the model gives it, else ``text_features``.
         chunk_size: images per checkpointed block of the local term; None = whole batch at once
-            (memory ~ 6 * B^2 * L * P floats).
+            (memory ~ 8 * B^2 * L * P floats, L the mean text length).
         check_finite: assert the inputs hold no NaN/inf.
 
     Forward uses ``image_features``, ``text_features``, ``image_tokens`` (regions), ``text_tokens``,
@@ -244,8 +298,11 @@ class GLoRIALoss(nn.Module):
         check_finite: bool = True,
     ):
         super().__init__()
-        if chunk_size is not None and chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive number of images, got {chunk_size}")
+        for name, value in (("temp1", temp1), ("temp2", temp2), ("temp3", temp3), ("eps", eps)):
+            check_positive(name, value)
+        check_weight("local_weight", local_weight)
+        check_weight("global_weight", global_weight)
+        check_chunk_size("chunk_size", chunk_size)
         self.temp1, self.temp2, self.temp3 = temp1, temp2, temp3
         self.local_weight, self.global_weight, self.eps = local_weight, global_weight, eps
         self.include_cls, self.chunk_size, self.check_finite = include_cls, chunk_size, check_finite
@@ -264,7 +321,7 @@ class GLoRIALoss(nn.Module):
         words, mask = text_tokens, text_mask
         if self.include_cls:
             cls = text_features if text_cls_token is None else text_cls_token
-            check_float("text_cls_token", cls, (text_tokens.shape[0], text_tokens.shape[2]), finite=False)
+            check_tensor("text_cls_token", cls, (text_tokens.shape[0], text_tokens.shape[2]))
             words = torch.cat([cls[:, None, :].to(text_tokens.dtype), text_tokens], dim=1)
             mask = torch.cat([text_mask.new_ones(text_mask.shape[0], 1), text_mask], dim=1)
         out = gloria_loss(

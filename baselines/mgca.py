@@ -29,9 +29,18 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sista_kit.checks import (
+    ValueChecks,
+    check_batch,
+    check_mask,
+    check_positive,
+    check_range,
+    check_shape,
+    check_tensor,
+    check_weight,
+)
 from sista_kit.losses.registry import register_loss
 
-from ._checks import assert_finite, check_float, check_mask, check_shape
 from .sinkhorn import sinkhorn_knopp
 
 
@@ -39,22 +48,55 @@ from .sinkhorn import sinkhorn_knopp
 def clipped_word_weights(text_attention: Tensor, low: float = 0.1, high: float = 0.9) -> Tensor:
     """MGCA word weights: the non-zero entries of each row clipped to their [low, high] quantiles
     (``torch.quantile`` linear interpolation), zeros kept, rows normalised to sum 1. (B, L)."""
-    nonzero = text_attention != 0
-    values = text_attention.masked_fill(~nonzero, float("nan"))
+    dtype = text_attention.dtype
+    attention = text_attention.to(torch.promote_types(dtype, torch.float32))  # quantile needs fp32 / fp64
+    nonzero = attention != 0
+    values = attention.masked_fill(~nonzero, float("nan"))
     q = torch.tensor([low, high], dtype=values.dtype, device=values.device)
     lo, hi = torch.nanquantile(values, q, dim=1, keepdim=True)
-    clipped = torch.where(nonzero, torch.minimum(torch.maximum(text_attention, lo), hi), 0.0)
+    clipped = torch.where(nonzero, torch.minimum(torch.maximum(attention, lo), hi), 0.0)
     # A row without any non-zero weight (degenerate) contributes nothing instead of NaN.
-    return clipped / clipped.sum(dim=1, keepdim=True).clamp(min=torch.finfo(clipped.dtype).tiny)
+    return (clipped / clipped.sum(dim=1, keepdim=True).clamp(min=torch.finfo(clipped.dtype).tiny)).to(dtype)
 
 
 @torch.no_grad()
 def clipped_patch_weights(image_attention: Tensor, low: float = 0.1, high: float = 0.9) -> Tensor:
     """MGCA patch weights: every entry clipped to its row's [low, high] quantiles, rows sum to 1."""
-    q = torch.tensor([low, high], dtype=image_attention.dtype, device=image_attention.device)
-    lo, hi = torch.quantile(image_attention, q, dim=1, keepdim=True)
-    clipped = torch.minimum(torch.maximum(image_attention, lo), hi)
-    return clipped / clipped.sum(dim=1, keepdim=True).clamp(min=torch.finfo(clipped.dtype).tiny)
+    dtype = image_attention.dtype
+    attention = image_attention.to(torch.promote_types(dtype, torch.float32))  # quantile needs fp32 / fp64
+    q = torch.tensor([low, high], dtype=attention.dtype, device=attention.device)
+    lo, hi = torch.quantile(attention, q, dim=1, keepdim=True)
+    clipped = torch.minimum(torch.maximum(attention, lo), hi)
+    return (clipped / clipped.sum(dim=1, keepdim=True).clamp(min=torch.finfo(clipped.dtype).tiny)).to(dtype)
+
+
+def _check_hparams(
+    softmax_temperature: float,
+    local_temperature: float,
+    proto_temperature: float,
+    epsilon: float,
+    sinkhorn_iterations: int,
+    lambdas: tuple[float, float, float],
+    quantile_low: float,
+    quantile_high: float,
+) -> None:
+    """Temperatures and epsilon finite and > 0, weights >= 0, 0 <= low <= high <= 1."""
+    check_positive("softmax_temperature", softmax_temperature)
+    check_positive("local_temperature", local_temperature)
+    check_positive("proto_temperature", proto_temperature)
+    check_positive("epsilon", epsilon)
+    if (
+        isinstance(sinkhorn_iterations, bool)
+        or not isinstance(sinkhorn_iterations, int)
+        or sinkhorn_iterations < 0
+    ):
+        raise ValueError(f"sinkhorn_iterations must be an int >= 0, got {sinkhorn_iterations!r}")
+    for i, value in enumerate(lambdas, start=1):
+        check_weight(f"lambda_{i}", value)
+    check_range("quantile_low", quantile_low, 0.0, 1.0)
+    check_range("quantile_high", quantile_high, 0.0, 1.0)
+    if quantile_low > quantile_high:
+        raise ValueError(f"need quantile_low <= quantile_high, got {quantile_low}, {quantile_high}")
 
 
 def _weighted_diag_ce(sim: Tensor, weights: Tensor, valid: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -124,27 +166,51 @@ def mgca_loss(
             across ranks under torch.distributed).
         return_intermediates: add ``ita_logits``, ``word_weights``, ``patch_weights``,
             ``image_codes``, ``report_codes``.
-        check_finite: assert the inputs hold no NaN/inf.
+        check_finite: run the value checks (NaN / inf, empty texts) under the policy of
+            :mod:`sista_kit.checks`.
 
     Returns:
         dict with ``loss`` (weighted total), ``ita`` (= ``ita_i2t + ita_t2i``), ``word`` (mean of
         ``word_rows`` / ``word_cols``), ``patch`` (mean of ``patch_rows`` / ``patch_cols``),
         ``local`` (= word + patch), ``proto`` (mean of ``proto_i2t`` / ``proto_t2i``), all unweighted.
     """
-    check_float("image_features", image_features, (None, None), finite=check_finite)
+    _check_hparams(
+        softmax_temperature, local_temperature, proto_temperature, epsilon, sinkhorn_iterations,
+        (lambda_1, lambda_2, lambda_3), quantile_low, quantile_high,
+    )  # fmt: skip
+    check_tensor("image_features", image_features, (None, None))
     batch, dim = image_features.shape
-    check_float("text_features", text_features, (batch, dim), finite=check_finite)
-    check_float("image_tokens", image_tokens, (batch, None, dim), finite=check_finite)
-    check_float("text_tokens", text_tokens, (batch, None, dim), finite=check_finite)
+    check_tensor("text_features", text_features, (None, dim))
+    check_tensor("image_tokens", image_tokens, (None, None, dim))
+    check_tensor("text_tokens", text_tokens, (None, None, dim))
+    check_batch(
+        "MGCA",
+        image_features=batch,
+        text_features=text_features.shape[0],
+        image_tokens=image_tokens.shape[0],
+        text_tokens=text_tokens.shape[0],
+    )
     n_patch, n_word = image_tokens.shape[1], text_tokens.shape[1]
     check_mask("text_mask", text_mask, (batch, n_word))
-    check_float("text_attention", text_attention, (batch, n_word), finite=check_finite)
+    check_tensor("text_attention", text_attention, (batch, n_word))
     if image_attention is not None:
-        check_float("image_attention", image_attention, (batch, n_patch), finite=check_finite)
-    check_float("prototypes", prototypes, (None, dim), finite=check_finite)
+        check_tensor("image_attention", image_attention, (batch, n_patch))
+    check_tensor("prototypes", prototypes, (None, dim))
     for name, codes in (("image_codes", image_codes), ("report_codes", report_codes)):
         if codes is not None:
             check_shape(name, codes, (batch, prototypes.shape[0]))
+    checks = ValueChecks(check_finite)
+    for name, value in (
+        ("image_features", image_features),
+        ("text_features", text_features),
+        ("image_tokens", image_tokens),
+        ("text_tokens", text_tokens),
+        ("text_attention", text_attention),
+        ("image_attention", image_attention),
+        ("prototypes", prototypes),
+    ):
+        checks.finite(name, value)
+    checks.nonempty("text_mask", text_mask, per_row=True).run()
 
     img = F.normalize(image_features, dim=-1)
     rep = F.normalize(text_features, dim=-1)
@@ -161,7 +227,8 @@ def mgca_loss(
 
     # Word side: every slot attends over the patches of its own image.
     word_weights = clipped_word_weights(text_attention, quantile_low, quantile_high).to(word.dtype)
-    attn = torch.softmax(word @ patch.transpose(1, 2) / local_temperature, dim=-1)
+    dots = word @ patch.transpose(1, 2)  # (B, L, P), also the patch side's scores (transposed)
+    attn = torch.softmax(dots / local_temperature, dim=-1)
     word_out = F.normalize(attn @ patch, dim=-1)
     word_sim = word @ word_out.transpose(1, 2) / local_temperature
     valid = text_mask if mask_pad_words else None
@@ -172,7 +239,7 @@ def mgca_loss(
     # Patch side: every patch attends over the real word slots of its own report.
     patch_weights = None
     if bidirectional:
-        scores = (patch @ word.transpose(1, 2)).masked_fill(~text_mask[:, None, :], float("-inf"))
+        scores = dots.transpose(1, 2).masked_fill(~text_mask[:, None, :], float("-inf"))
         patch_out = torch.softmax(scores / local_temperature, dim=-1) @ word
         if image_attention is None:
             patch_out = F.normalize(patch_out, dim=-1)
@@ -278,10 +345,10 @@ class MGCALoss(nn.Module):
             raise ValueError(
                 f"need embed_dim >= 1 and num_prototypes >= 1, got {embed_dim}, {num_prototypes}"
             )
-        if not 0.0 <= quantile_low <= quantile_high <= 1.0:
-            raise ValueError(
-                f"need 0 <= quantile_low <= quantile_high <= 1, got {quantile_low}, {quantile_high}"
-            )
+        _check_hparams(
+            softmax_temperature, local_temperature, proto_temperature, epsilon, sinkhorn_iterations,
+            (lambda_1, lambda_2, lambda_3), quantile_low, quantile_high,
+        )  # fmt: skip
         # Same initialisation as the official nn.Linear(emb_dim, num_prototypes, bias=False).
         self.prototypes = nn.Parameter(
             nn.Linear(embed_dim, num_prototypes, bias=False).weight.detach().clone()
@@ -354,8 +421,7 @@ class MGCALoss(nn.Module):
         )
         if training:
             self.step += 1
-        if self.check_finite:
-            assert_finite("text_attention", text_attention)
+        check_tensor("text_attention", text_attention, tuple(text_mask.shape))
         out = mgca_loss(
             image_features,
             text_features,

@@ -7,7 +7,8 @@ Rules, in order:
    PyTorch otherwise (CPU tensors never reach Triton in auto mode);
 4. Triton asked for explicitly on CPU tensors runs in Triton's interpreter when ``TRITON_INTERPRET=1``
    was set before the kernels were first imported, and raises otherwise; it also raises when triton
-   is not importable or the shape is not supported.
+   is not importable or the shape is not supported;
+5. the SIA strategy ``soft`` (no tiled kernel) always runs in PyTorch.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ BACKENDS = ("auto", "torch", "triton")
 #: Operations with a kernel, and the tensors ``choose_backend`` expects for each.
 OPS = {"sparse_align": "(patches (B, P, D), words (B, L, D))", "infonce": "(image (B, D), text (B, D))"}
 ENV_VAR = "SISTA_KERNELS"
+#: SIA strategies the tiled kernel implements (``soft`` needs whole target rows).
+TILED_STRATEGIES = ("eliminate", "positive")
 _TRUE = ("1", "true", "yes", "on", "y")
 
 
@@ -41,10 +44,12 @@ def interpreter_enabled() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in _TRUE
 
 
-def unsupported_reason(op: str, *tensors: Tensor) -> str | None:
-    """Why the kernel for ``op`` cannot take these tensors, or None when it can."""
+def unsupported_reason(op: str, *tensors: Tensor, strategy: str | None = None) -> str | None:
+    """Why the kernel for ``op`` cannot take these tensors (or SIA ``strategy``), or None when it can."""
     if op not in OPS:
         raise ValueError(f"unknown kernel op {op!r}; expected one of {', '.join(OPS)}")
+    if op == "infonce" and strategy is not None and strategy not in TILED_STRATEGIES:
+        return f"strategy {strategy!r} (the tiled kernel supports {', '.join(TILED_STRATEGIES)})"
     if len(tensors) < 2:
         return f"{op} expects {OPS[op]}, got {len(tensors)} tensor(s)"
     first, second = tensors[:2]
@@ -73,7 +78,7 @@ def pays(op: str, *tensors: Tensor) -> bool:
     return tensors[0].shape[0] >= MIN_INFONCE_BATCH
 
 
-def _require_triton(op: str, tensors: tuple[Tensor, ...]) -> None:
+def _require_triton(op: str, tensors: tuple[Tensor, ...], strategy: str | None = None) -> None:
     """Raise a clear error when the Triton kernel cannot run on these tensors."""
     try:
         importlib.import_module("triton")
@@ -93,20 +98,21 @@ def _require_triton(op: str, tensors: tuple[Tensor, ...]) -> None:
             "TRITON_INTERPRET=1 set before sista_kit.kernels' kernels are first imported (slow; for tests). "
             "Use backend='auto' or 'torch' on CPU."
         )
-    reason = unsupported_reason(op, *tensors)
+    reason = unsupported_reason(op, *tensors, strategy=strategy)
     if reason is not None:
         raise ValueError(
             f"backend 'triton' cannot run {op}: unsupported {reason}; use backend='auto' or 'torch'"
         )
 
 
-def choose_backend(requested: str, op: str, *tensors: Tensor) -> str:
+def choose_backend(requested: str, op: str, *tensors: Tensor, strategy: str | None = None) -> str:
     """Resolve ``auto|torch|triton`` (and the ``SISTA_KERNELS`` override) to ``"torch"`` or ``"triton"``.
 
     Args:
         requested: the backend asked for by the caller (a loss's ``backend`` argument).
         op: ``"sparse_align"`` (tensors: patches, words) or ``"infonce"`` (tensors: image, text).
         tensors: the inputs the kernel would read.
+        strategy: for ``infonce``, the SIA strategy (``soft`` always runs in PyTorch).
 
     Raises:
         ValueError: unknown backend / op / ``SISTA_KERNELS`` value, or an explicit ``triton`` request
@@ -122,13 +128,15 @@ def choose_backend(requested: str, op: str, *tensors: Tensor) -> str:
         requested = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
         if requested not in BACKENDS:
             raise ValueError(f"{ENV_VAR}={requested!r} is not one of {', '.join(BACKENDS)}")
-    if requested == "torch":
-        return "torch"
+    if requested == "torch" or (
+        op == "infonce" and strategy is not None and strategy not in TILED_STRATEGIES
+    ):
+        return "torch"  # an SIA strategy without a kernel (soft) runs in PyTorch whatever was asked
     if requested == "triton":
-        _require_triton(op, tensors)
+        _require_triton(op, tensors, strategy)
         return "triton"
     if not tensors or not all(t.is_cuda for t in tensors) or not triton_available():
         return "torch"
-    if unsupported_reason(op, *tensors) is not None or not pays(op, *tensors):
+    if unsupported_reason(op, *tensors, strategy=strategy) is not None or not pays(op, *tensors):
         return "torch"
     return "triton"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from sista_kit.losses.functional import check_sparsify
+from sista_kit.checks import check_sparsify
 
 from ._runtime import (
     INTERPRET,

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sista_kit.losses.functional import check_instance_inputs, check_similarity_sources
+from sista_kit.checks import check_instance_inputs, check_similarity_sources
 
 from ._runtime import (
     INTERPRET,

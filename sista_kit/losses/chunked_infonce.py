@@ -13,7 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .functional import check_instance_inputs, check_similarity_sources, false_negative_masks
+from sista_kit.checks import (
+    ValueChecks,
+    check_chunk_size,
+    check_instance_inputs,
+    check_logit_scale,
+    check_similarity_sources,
+)
+
+from .functional import false_negative_masks
 
 CHUNKED_STRATEGIES = ("eliminate", "positive")
 
@@ -136,12 +144,17 @@ def fn_aware_infonce_chunked(
             computed per chunk (no B x B buffer at all).
         chunk_size: rows of logits held at once.
     """
-    check_instance_inputs(image_features, text_features, report_similarity, threshold, strategy, neutral_band)
+    checks = ValueChecks()
+    batch = check_instance_inputs(
+        image_features, text_features, report_similarity, threshold, strategy, neutral_band, checks
+    )
     if strategy not in CHUNKED_STRATEGIES:
         raise ValueError(f"the chunked path supports strategies {CHUNKED_STRATEGIES}, got {strategy!r}")
-    check_similarity_sources(report_similarity, report_embeddings, image_features.shape[0])
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    check_similarity_sources(report_similarity, report_embeddings, batch)
+    if check_chunk_size("chunk_size", chunk_size) is None:
+        raise ValueError("chunk_size must be >= 1 for the chunked path, got None")
+    logit_scale = check_logit_scale(logit_scale, checks)
+    checks.finite("report_embeddings", report_embeddings).run()
     image = F.normalize(image_features, dim=-1)
     text = F.normalize(text_features, dim=-1)
     scale = torch.as_tensor(logit_scale, dtype=torch.float32, device=image.device)

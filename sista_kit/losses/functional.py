@@ -1,7 +1,10 @@
-"""Functional core of the SISTA losses: the PyTorch reference that defines them.
+"""Functional core of the SISTA losses: the PyTorch reference that defines them, and the fast paths.
 
-Math: ``shared/METHOD.md`` sections 1-3 (SIA, STA, SISTA). Every loss module calls these functions;
-the Triton kernels in ``sista_kit.kernels`` are tested against them.
+Math: ``shared/METHOD.md`` sections 1-3 (SIA, STA, SISTA). :func:`sparse_alignment_weights`,
+:func:`sparse_grouped_embeddings`, :func:`token_contrast_loss` and
+:func:`sparse_token_align_loss_reference` are the plain reference (tests and benchmarks compare
+against it); :func:`sparse_token_align_loss` runs the same math through the fused autograd Functions
+of :mod:`.sta_fused` or the Triton kernel. Backends are chosen by :func:`sista_kit.kernels.choose_backend`.
 """
 
 from __future__ import annotations
@@ -10,25 +13,43 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import check_choice, check_mask, check_same, check_tensor
+from sista_kit.checks import (
+    SPARSIFY_MODES,
+    STRATEGIES,
+    ValueChecks,
+    check_batch,
+    check_instance_inputs,
+    check_logit_scale,
+    check_mask,
+    check_positive,
+    check_same,
+    check_similarity_sources,
+    check_sparsify,
+    check_tensor,
+)
 
-SPARSIFY_MODES = ("threshold", "topk")
-STRATEGIES = ("eliminate", "positive", "soft")
-MINMAX_EPS = 1e-8
+from .sta_fused import MINMAX_EPS, normalize, sparse_grouped_embeddings_fused, token_contrast_fused
+
+__all__ = [
+    "MINMAX_EPS",
+    "SPARSIFY_MODES",
+    "STRATEGIES",
+    "check_instance_inputs",
+    "check_similarity_sources",
+    "check_sparsify",
+    "false_negative_masks",
+    "fn_aware_infonce",
+    "sparse_alignment_weights",
+    "sparse_grouped_embeddings",
+    "sparse_token_align_loss",
+    "sparse_token_align_loss_reference",
+    "token_contrast_loss",
+]
 
 
 # --------------------------------------------------------------------------------------------------
 # STA: sparse token alignment
 # --------------------------------------------------------------------------------------------------
-def check_sparsify(sparsify: str, threshold: float | None, k: int, num_patches: int) -> None:
-    """Validate the sparsification options (shared by the reference and the fused kernel)."""
-    check_choice("sparsify", sparsify, SPARSIFY_MODES)
-    if sparsify == "threshold" and threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must lie in [0, 1] (min-max normalised scale), got {threshold}")
-    if sparsify == "topk" and not 1 <= k <= num_patches:
-        raise ValueError(f"k must lie in [1, P={num_patches}], got {k}")
-
-
 def sparse_alignment_weights(
     similarity: Tensor,
     text_mask: Tensor | None = None,
@@ -37,7 +58,7 @@ def sparse_alignment_weights(
     threshold: float | None = None,
     k: int = 8,
 ) -> Tensor:
-    """Sparse word-to-patch alignment weights (SPARC-style), per pair.
+    """Sparse word-to-patch alignment weights (SPARC-style), per pair. The plain reference.
 
     Args:
         similarity: (B, L, P) word-patch similarities.
@@ -52,8 +73,10 @@ def sparse_alignment_weights(
     """
     check_tensor("similarity", similarity, 3)
     batch, length, patches = similarity.shape
-    check_mask(text_mask, batch, length)
+    if text_mask is not None:
+        check_mask("text_mask", text_mask, (batch, length))
     check_sparsify(sparsify, threshold, k, patches)
+    ValueChecks().finite("similarity", similarity).run()
 
     low = similarity.amin(dim=-1, keepdim=True)
     high = similarity.amax(dim=-1, keepdim=True)
@@ -81,39 +104,19 @@ def sparse_grouped_embeddings(
     threshold: float | None = None,
     k: int = 8,
 ) -> Tensor:
-    """Language-grouped vision embeddings ``c = A @ patches`` (B, L, D), not normalised.
+    """Language-grouped vision embeddings ``c = A @ patches`` (B, L, D), not normalised (reference).
 
     ``image_tokens`` (B, P, D) and ``text_tokens`` (B, L, D) are expected already L2-normalised;
     ``A`` is :func:`sparse_alignment_weights` of their dot products. This is the step the fused
-    kernel replaces.
+    paths replace.
     """
     similarity = torch.bmm(text_tokens, image_tokens.transpose(1, 2))
     weights = sparse_alignment_weights(similarity, text_mask, sparsify=sparsify, threshold=threshold, k=k)
     return torch.bmm(weights, image_tokens)
 
 
-def _grouping_function(backend: str, *tensors: Tensor):
-    from sista_kit.kernels import choose_backend
-
-    if choose_backend(backend, "sparse_align", *tensors) == "torch":
-        return sparse_grouped_embeddings
-    from sista_kit.kernels import sparse_grouped_embeddings_triton
-
-    return sparse_grouped_embeddings_triton
-
-
-def _check_token_inputs(image_tokens: Tensor, text_tokens: Tensor, text_mask: Tensor | None) -> None:
-    check_tensor("image_tokens", image_tokens, 3)
-    check_tensor("text_tokens", text_tokens, 3)
-    check_same("image_tokens", image_tokens.shape[0], "text_tokens", text_tokens.shape[0], "batch size")
-    check_same("image_tokens", image_tokens.shape[2], "text_tokens", text_tokens.shape[2], "feature size")
-    if text_mask is None:
-        raise ValueError("text_mask is required: (B, L) bool, True = real word")
-    check_mask(text_mask, text_tokens.shape[0], text_tokens.shape[1])
-
-
 def token_contrast_loss(grouped: Tensor, words: Tensor, text_mask: Tensor, temperature: float) -> Tensor:
-    """Within-pair symmetric word <-> grouped-embedding cross-entropy, mean over valid words.
+    """Within-pair symmetric word <-> grouped-embedding cross-entropy, mean over valid words (reference).
 
     ``grouped`` and ``words`` (B, L, D) are L2-normalised. Only words of the same report are
     negatives; masked words take no part on either side.
@@ -133,6 +136,35 @@ def token_contrast_loss(grouped: Tensor, words: Tensor, text_mask: Tensor, tempe
     return per_word.sum() / text_mask.sum()
 
 
+def _check_token_inputs(
+    image_tokens: Tensor, text_tokens: Tensor, text_mask: Tensor | None, temperature: float
+) -> ValueChecks:
+    check_tensor("image_tokens", image_tokens, 3)
+    check_tensor("text_tokens", text_tokens, 3)
+    check_batch(
+        "sparse token alignment", image_tokens=image_tokens.shape[0], text_tokens=text_tokens.shape[0]
+    )
+    check_same("image_tokens", image_tokens.shape[2], "text_tokens", text_tokens.shape[2], "feature size")
+    if text_mask is None:
+        raise ValueError("text_mask is required: (B, L) bool, True = real word")
+    check_mask("text_mask", text_mask, tuple(text_tokens.shape[:2]))
+    if image_tokens.shape[1] == 0:
+        raise ValueError("image_tokens has no patch (P=0)")
+    check_positive("temperature", temperature)
+    checks = ValueChecks().finite("image_tokens", image_tokens).finite("text_tokens", text_tokens)
+    return checks.nonempty("text_mask", text_mask)
+
+
+def _grouping(backend: str, patches: Tensor, words: Tensor):
+    from sista_kit.kernels import choose_backend
+
+    if choose_backend(backend, "sparse_align", patches, words) == "torch":
+        return sparse_grouped_embeddings_fused
+    from sista_kit.kernels import sparse_grouped_embeddings_triton
+
+    return sparse_grouped_embeddings_triton
+
+
 def sparse_token_align_loss(
     image_tokens: Tensor,
     text_tokens: Tensor,
@@ -148,77 +180,52 @@ def sparse_token_align_loss(
 
     Args:
         image_tokens: (B, P, D) patch embeddings.
-        text_tokens: (B, L, D) word embeddings.
+        text_tokens: (B, L, D) word embeddings; zero-padded slots are fine in every dtype.
         text_mask: (B, L) bool, True = real word (padding and special tokens False).
         sparsify, threshold, k: see :func:`sparse_alignment_weights`.
-        temperature: softmax temperature of the word contrast.
-        backend: ``torch`` (this reference), ``triton`` (fused kernel) or ``auto``
-            (see :func:`sista_kit.kernels.choose_backend`).
+        temperature: softmax temperature of the word contrast (finite, > 0).
+        backend: ``torch`` (fused PyTorch autograd Functions, any device), ``triton`` (fused kernel)
+            or ``auto`` (see :func:`sista_kit.kernels.choose_backend`).
 
     Returns:
-        Scalar: mean over all valid words of the batch of (word-side + group-side) / 2.
+        Scalar: mean over all valid words of the batch of (word-side + group-side) / 2. Equal, in
+        value and gradients, to :func:`sparse_token_align_loss_reference`.
     """
-    _check_token_inputs(image_tokens, text_tokens, text_mask)
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
+    checks = _check_token_inputs(image_tokens, text_tokens, text_mask, temperature)
     check_sparsify(sparsify, threshold, k, image_tokens.shape[1])
-    patches = F.normalize(image_tokens, dim=-1)
-    words = F.normalize(text_tokens, dim=-1)
-    group = _grouping_function(backend, patches, words)
+    checks.run()
+    patches = normalize(image_tokens)
+    words = normalize(text_tokens)
+    group = _grouping(backend, patches, words)
     grouped = group(patches, words, text_mask, sparsify=sparsify, threshold=threshold, k=k)
-    return token_contrast_loss(F.normalize(grouped, dim=-1), words, text_mask, temperature)
+    return token_contrast_fused(normalize(grouped), words, text_mask, temperature)
+
+
+def sparse_token_align_loss_reference(
+    image_tokens: Tensor,
+    text_tokens: Tensor,
+    text_mask: Tensor,
+    *,
+    sparsify: str = "threshold",
+    threshold: float | None = None,
+    k: int = 8,
+    temperature: float = 0.07,
+) -> Tensor:
+    """STA in plain PyTorch autograd (the definition; slower than :func:`sparse_token_align_loss`)."""
+    checks = _check_token_inputs(image_tokens, text_tokens, text_mask, temperature)
+    check_sparsify(sparsify, threshold, k, image_tokens.shape[1])
+    checks.run()
+    patches = normalize(image_tokens)
+    words = normalize(text_tokens)
+    grouped = sparse_grouped_embeddings(
+        patches, words, text_mask, sparsify=sparsify, threshold=threshold, k=k
+    )
+    return token_contrast_loss(normalize(grouped), words, text_mask, temperature)
 
 
 # --------------------------------------------------------------------------------------------------
 # SIA: false-negative-aware InfoNCE
 # --------------------------------------------------------------------------------------------------
-def check_instance_inputs(
-    image_features: Tensor,
-    text_features: Tensor,
-    report_similarity: Tensor | None,
-    threshold: float,
-    strategy: str,
-    neutral_band: tuple[float, float] | None,
-) -> None:
-    """Validate the inputs of the instance losses (dense and chunked paths alike)."""
-    check_tensor("image_features", image_features, 2)
-    check_tensor("text_features", text_features, 2)
-    check_same(
-        "image_features", image_features.shape[0], "text_features", text_features.shape[0], "batch size"
-    )
-    check_same(
-        "image_features", image_features.shape[1], "text_features", text_features.shape[1], "feature size"
-    )
-    check_choice("strategy", strategy, STRATEGIES)
-    if not -1.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must lie in [-1, 1] (cosine similarity), got {threshold}")
-    if neutral_band is not None:
-        low, high = neutral_band
-        if not -1.0 <= low <= high <= 1.0 or abs(high - threshold) > 1e-12:
-            raise ValueError(
-                f"neutral_band must be (low, threshold) with -1 <= low <= threshold, got {neutral_band}"
-            )
-    if report_similarity is not None:
-        check_tensor("report_similarity", report_similarity, 2)
-        batch = image_features.shape[0]
-        if tuple(report_similarity.shape) != (batch, batch):
-            raise ValueError(
-                f"report_similarity must be ({batch}, {batch}), got {tuple(report_similarity.shape)}"
-            )
-
-
-def check_similarity_sources(
-    report_similarity: Tensor | None, report_embeddings: Tensor | None, batch: int
-) -> None:
-    """At most one source of report similarity; embeddings are (B, R) (chunked and tiled paths)."""
-    if report_similarity is not None and report_embeddings is not None:
-        raise ValueError("give report_similarity or report_embeddings, not both")
-    if report_embeddings is not None:
-        check_tensor("report_embeddings", report_embeddings, 2)
-        if report_embeddings.shape[0] != batch:
-            raise ValueError(f"report_embeddings must be ({batch}, R), got {tuple(report_embeddings.shape)}")
-
-
 def false_negative_masks(
     similarity: Tensor, threshold: float, neutral_band: tuple[float, float] | None, diagonal: Tensor
 ) -> tuple[Tensor, Tensor]:
@@ -230,7 +237,17 @@ def false_negative_masks(
     return false_neg, neutral
 
 
-def _directional_loss(
+def _off_diagonal(mask: Tensor, value: bool = False) -> Tensor:
+    mask.diagonal().fill_(value)
+    return mask
+
+
+def _row_ce(log_prob: Tensor, target: Tensor) -> Tensor:
+    """Mean over rows of the cross-entropy against a (not normalised) non-negative target."""
+    return -((target / target.sum(dim=1, keepdim=True)) * log_prob).sum(dim=1).mean()
+
+
+def _dense_instance_loss(
     logits: Tensor,
     similarity: Tensor | None,
     threshold: float,
@@ -238,24 +255,30 @@ def _directional_loss(
     neutral_band: tuple[float, float] | None,
     soft_temperature: float,
 ) -> Tensor:
-    """Row-wise (query -> candidates) loss; the positive of row i is column i."""
-    batch = logits.shape[0]
-    targets = torch.arange(batch, device=logits.device)
+    """(i -> t + t -> i) / 2 of a (B, B) logit matrix with one mask for both directions: the mask of
+    S^T is the transpose of the mask of S, so the text -> image side reads the same buffer by columns."""
+    targets = torch.arange(logits.shape[0], device=logits.device)
     if similarity is None:
-        return F.cross_entropy(logits, targets)
-    diagonal = torch.eye(batch, dtype=torch.bool, device=logits.device)
-    false_neg, neutral = false_negative_masks(similarity, threshold, neutral_band, diagonal)
+        return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))
     neg_inf = torch.finfo(logits.dtype).min
-    if strategy == "eliminate":
-        return F.cross_entropy(logits.masked_fill(false_neg | neutral, neg_inf), targets)
-    log_prob = F.log_softmax(logits.masked_fill(neutral, neg_inf), dim=-1)
+    if strategy == "eliminate":  # false negatives and the neutral band leave both denominators
+        low = threshold if neutral_band is None else neutral_band[0]
+        masked = logits.masked_fill(_off_diagonal(similarity >= low), neg_inf)
+        return 0.5 * (F.cross_entropy(masked, targets) + F.cross_entropy(masked.T, targets))
+    if neutral_band is not None:
+        neutral = _off_diagonal((similarity >= neutral_band[0]) & (similarity < threshold))
+        logits = logits.masked_fill(neutral, neg_inf)
+    # the text -> image side reads the transposed views (as F.cross_entropy(logits.T) does)
+    log_rows, log_cols = F.log_softmax(logits, dim=1), F.log_softmax(logits.T.contiguous(), dim=1)
     if strategy == "positive":
-        positives = (false_neg | diagonal).to(logits.dtype)
-        target = positives / positives.sum(dim=-1, keepdim=True)
-    else:  # soft
-        scores = (similarity.to(logits.dtype) / soft_temperature).masked_fill(neutral, neg_inf)
-        target = torch.softmax(scores, dim=-1)
-    return -(target * log_prob).sum(dim=-1).mean()
+        target = _off_diagonal(similarity >= threshold, True).to(logits.dtype)
+        return 0.5 * (_row_ce(log_rows, target) + _row_ce(log_cols, target.T.contiguous()))
+    scores = similarity.to(logits.dtype) / soft_temperature  # soft
+    if neutral_band is not None:
+        scores = scores.masked_fill(neutral, neg_inf)
+    rows = (torch.softmax(scores, dim=1) * log_rows).sum(dim=1)
+    cols = (torch.softmax(scores.T, dim=1) * log_cols).sum(dim=1)
+    return -0.5 * (rows.mean() + cols.mean())
 
 
 def fn_aware_infonce(
@@ -268,12 +291,14 @@ def fn_aware_infonce(
     strategy: str = "eliminate",
     neutral_band: tuple[float, float] | None = None,
     soft_temperature: float = 0.1,
+    backend: str = "torch",
 ) -> Tensor:
     """False-negative-aware symmetric InfoNCE (SIA, METHOD.md section 1).
 
     Args:
-        image_features, text_features: (B, D); L2-normalised here.
-        logit_scale: exponentiated scale (1 / temperature), as open_clip gives it.
+        image_features, text_features: (B, D), B >= 1; L2-normalised here.
+        logit_scale: exponentiated scale (1 / temperature), as open_clip gives it: a positive finite
+            float or one-element tensor.
         report_similarity: (B, B) report-report similarity in [-1, 1] (no gradient flows into it).
             None = plain CLIP InfoNCE.
         threshold: pairs i != j with similarity >= threshold are false negatives.
@@ -282,20 +307,32 @@ def fn_aware_infonce(
             softmax(report_similarity / soft_temperature) over the row.
         neutral_band: (low, threshold): candidates in [low, threshold) leave the denominator in every
             strategy.
+        backend: ``torch`` (dense, this function), ``triton`` (tiled kernel; eliminate / positive) or
+            ``auto`` (see :func:`sista_kit.kernels.choose_backend`).
 
     Returns:
         Scalar (image->text + text->image) / 2. Equals CLIP's InfoNCE exactly when
         ``report_similarity`` is None, or (eliminate / positive) when no entry reaches the threshold.
     """
-    check_instance_inputs(image_features, text_features, report_similarity, threshold, strategy, neutral_band)
-    if strategy == "soft" and soft_temperature <= 0:
-        raise ValueError(f"soft_temperature must be positive, got {soft_temperature}")
-    image = F.normalize(image_features, dim=-1)
-    text = F.normalize(text_features, dim=-1)
+    checks = ValueChecks()
+    check_instance_inputs(
+        image_features, text_features, report_similarity, threshold, strategy, neutral_band, checks
+    )
+    logit_scale = check_logit_scale(logit_scale, checks)
+    if strategy == "soft":
+        check_positive("soft_temperature", soft_temperature)
+    checks.run()
+    from sista_kit.kernels import choose_backend
+
+    if choose_backend(backend, "infonce", image_features, text_features, strategy=strategy) == "triton":
+        from sista_kit.kernels import fn_aware_infonce_tiled
+
+        options = dict(threshold=threshold, strategy=strategy, neutral_band=neutral_band)
+        return fn_aware_infonce_tiled(
+            image_features, text_features, logit_scale, report_similarity, **options
+        )
+    image = normalize(image_features)
+    text = normalize(text_features)
     logits = logit_scale * image @ text.T
     sim = None if report_similarity is None else report_similarity.detach()
-    i2t = _directional_loss(logits, sim, threshold, strategy, neutral_band, soft_temperature)
-    t2i = _directional_loss(
-        logits.T, None if sim is None else sim.T, threshold, strategy, neutral_band, soft_temperature
-    )
-    return 0.5 * (i2t + t2i)
+    return _dense_instance_loss(logits, sim, threshold, strategy, neutral_band, soft_temperature)

@@ -6,11 +6,12 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from sista_kit.checks import check_choice, check_chunk_size, check_instance_options, check_positive
 from sista_kit.similarity import ReportSimilarity, build_similarity, similarity_from_embeddings
 
 from .chunked_infonce import CHUNKED_STRATEGIES, fn_aware_infonce_chunked
 from .distributed import gather_no_grad, gather_with_grad, world_size
-from .functional import STRATEGIES, fn_aware_infonce
+from .functional import fn_aware_infonce
 from .registry import register_loss
 
 
@@ -30,7 +31,7 @@ class SemanticInstanceAlignLoss(nn.Module):
         strategy: ``eliminate`` (default) | ``positive`` | ``soft``.
         neutral_band: optional (low, threshold) band ignored in both roles.
         soft_temperature: temperature of the ``soft`` targets.
-        chunk_size: if set, the O(B * chunk) chunked path (eliminate / positive).
+        chunk_size: if set (>= 1), the O(B * chunk) chunked path (eliminate / positive).
         backend: ``auto`` | ``torch`` | ``triton`` for the tiled kernel (auto: Triton on CUDA when it pays).
         term: name of the returned loss term.
 
@@ -56,10 +57,10 @@ class SemanticInstanceAlignLoss(nn.Module):
         super().__init__()
         from sista_kit.kernels import BACKENDS
 
-        if strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(STRATEGIES)}")
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+        check_instance_options(threshold, strategy, neutral_band)
+        check_choice("backend", backend, BACKENDS)
+        check_positive("soft_temperature", soft_temperature)
+        check_chunk_size("chunk_size", chunk_size)
         self.similarity = build_similarity(similarity, **(similarity_kwargs or {}))
         self.threshold, self.strategy, self.soft_temperature = threshold, strategy, soft_temperature
         self.neutral_band = tuple(neutral_band) if neutral_band is not None else None
@@ -70,6 +71,11 @@ class SemanticInstanceAlignLoss(nn.Module):
             return None
         source = self.similarity.source
         value = text if source == "text_features" else gather_no_grad(inputs.get(source))
+        if isinstance(value, Tensor) and (value.dim() == 0 or value.shape[0] != text.shape[0]):
+            raise ValueError(
+                f"{source} must have one row per pair (batch of {text.shape[0]}), "
+                f"got shape {tuple(value.shape)}"
+            )
         return self.similarity.embeddings(value)
 
     def forward(
@@ -96,16 +102,13 @@ class SemanticInstanceAlignLoss(nn.Module):
     def _loss(self, image, text, logit_scale, sim_matrix, sim_embed, options) -> Tensor:
         from sista_kit.kernels import choose_backend
 
-        if (
-            self.strategy in CHUNKED_STRATEGIES
-            and choose_backend(self.backend, "infonce", image, text) == "triton"
-        ):
+        if choose_backend(self.backend, "infonce", image, text, strategy=self.strategy) == "triton":
             from sista_kit.kernels import fn_aware_infonce_tiled
 
             return fn_aware_infonce_tiled(
                 image, text, logit_scale, report_similarity=sim_matrix, report_embeddings=sim_embed, **options
             )
-        if self.chunk_size and self.strategy in CHUNKED_STRATEGIES:
+        if self.chunk_size is not None and self.strategy in CHUNKED_STRATEGIES:
             return fn_aware_infonce_chunked(
                 image,
                 text,
@@ -119,7 +122,7 @@ class SemanticInstanceAlignLoss(nn.Module):
             sim_matrix = similarity_from_embeddings(sim_embed)
         return fn_aware_infonce(
             image, text, logit_scale, sim_matrix, soft_temperature=self.soft_temperature, **options
-        )
+        )  # backend "torch": the choice above already fell back to PyTorch
 
 
 @register_loss("clip")

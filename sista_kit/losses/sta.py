@@ -6,8 +6,10 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from sista_kit.checks import check_choice, check_positive, check_sparsify
+
 from .distributed import global_mean_factor
-from .functional import SPARSIFY_MODES, sparse_token_align_loss
+from .functional import sparse_token_align_loss
 from .registry import register_loss
 
 
@@ -40,12 +42,9 @@ class SparseTokenAlignLoss(nn.Module):
         super().__init__()
         from sista_kit.kernels import BACKENDS
 
-        if sparsify not in SPARSIFY_MODES:
-            raise ValueError(f"unknown sparsify {sparsify!r}; expected one of {', '.join(SPARSIFY_MODES)}")
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
+        check_sparsify(sparsify, threshold, k, num_patches=max(k, 1) if sparsify == "topk" else 1)
+        check_choice("backend", backend, BACKENDS)
+        check_positive("temperature", temperature)
         self.sparsify, self.threshold, self.k = sparsify, threshold, k
         self.temperature, self.backend = temperature, backend
 
