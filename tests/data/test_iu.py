@@ -67,3 +67,32 @@ def test_real_reports_render_consistent_samples():
         for k in s.negated:
             assert s.labels[k] == 0
     assert any(s.finding_key != "normal" for s in samples)
+
+
+def test_tag_set_is_case_insensitive():
+    assert iu.tag_set(["Cardiomegaly/mild", "Spine/degenerative"]) == iu.tag_set(
+        ["spine/degenerative", "cardiomegaly/mild"]
+    )
+
+
+def test_similarity_labels_mark_other_abnormal_reports():
+    labels = iu.similarity_labels(
+        [
+            ["normal"],
+            ["Spine/degenerative"],
+            ["Cardiomegaly/mild"],
+            ["Cardiomegaly", "Aorta/tortuous"],
+            ["No Indexing"],
+        ]
+    )
+    other = labels[:, -1]
+    assert labels.shape == (5, len(CLASS_NAMES) + 1)
+    assert other.tolist() == [0, 1, 0, 1, 0]
+    assert labels[2, CLS["cardiomegaly"]] == 1 and labels[2].sum() == 1
+    # normal and spine-only reports are no longer both all-zero, so the labels provider keeps them apart
+    import torch
+
+    from sista_kit.similarity import LabelSimilarity
+
+    s = LabelSimilarity().similarity(torch.from_numpy(labels))
+    assert s[0, 1] == 0 and s[0, 4] == 1
