@@ -89,12 +89,13 @@ def _up_to_date(out: Path, request: dict, overwrite: bool) -> bool:
     return False
 
 
-def _fraction_files(out: Path, train_ids: list[str]) -> None:
+def _fraction_files(out: Path, train_ids: list[str], strata: list[str]) -> None:
+    """Label-fraction subsets of the training split, stratified by finding set and nested per seed."""
     target = out / "splits" / "label_fractions"
     target.mkdir(parents=True, exist_ok=True)
     for f in FRACTIONS:
         for seed in FRACTION_SEEDS:
-            ids = label_fraction(train_ids, f, seed) if train_ids else []
+            ids = label_fraction(train_ids, f, seed, strata=strata) if train_ids else []
             (target / f"train_f{f:g}_s{seed}.txt").write_text("".join(i + "\n" for i in ids))
 
 
@@ -214,7 +215,8 @@ def prepare(
         overwrite=True,  # a different dataset in ``out`` was refused above
         progress=progress,
     )
-    _fraction_files(out, [s.sample_id for s, sp in zip(kept, splits, strict=True) if sp == "train"])
+    train = [s for s, sp in zip(kept, splits, strict=True) if sp == "train"]
+    _fraction_files(out, [s.sample_id for s in train], [finding_key(s.labels > 0) for s in train])
     read = dict(request["inputs"])
     read.update({staged[s.sample_id]["source"]: staged[s.sample_id]["sha256"] for s in kept})
     _checksums(out, read)
