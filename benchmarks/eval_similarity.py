@@ -111,7 +111,7 @@ def providers(names: list[str], track: str, train: Track) -> dict[str, tuple[Rep
             for variant in train.labels:
                 out[f"labels [{variant}]"] = (LabelSimilarity(), lambda h, v=variant: h.labels[v])
         elif name == "findings":
-            classes = SYNTHETIC_CLASSES if track == "synthetic" else None
+            classes = "synthetic" if track == "synthetic" else "all"
             out[name] = (FindingsSimilarity(train.texts, classes=classes), lambda h: h.texts)
         else:
             raise SystemExit(f"unknown provider {name!r}; expected some of {', '.join(PROVIDERS)}")

@@ -28,6 +28,8 @@ class ReportSimilarity(ABC):
 
     #: which model-output key the provider reads
     source: str = "report_embeddings"
+    #: whether the constructor takes the training reports as ``corpus=``
+    needs_corpus: bool = False
 
     @abstractmethod
     def _embed_source(self, value: Tensor) -> Tensor:

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from .base import TextReportSimilarity
 from .labeler import Code, _columns, label_reports
-from .observations import NAMES
+from .observations import CLASS_PRESETS, NAMES
 from .tfidf import TfidfSimilarity
 
 
@@ -33,16 +33,20 @@ class FindingsSimilarity(TextReportSimilarity):
         classes: which observations define equivalence, as class -> observation names; a class is
             found when any of its observations is. None: every observation of ``observations.NAMES``
             is its own class. Observations in no class are ignored (also for the No-Finding
-            decision). ``observations.SYNTHETIC_CLASSES`` gives the embedded dataset's 7 classes.
+            decision). A name from ``observations.CLASS_PRESETS``: ``"all"`` (the default),
+            ``"chexpert"`` (the 13 CheXpert observations), ``"synthetic"`` (the embedded dataset's
+            7 classes, which ignore devices, bones and other findings).
         wording_weight: w above, in [0, 1]; 0 compares labels only.
         uncertain_weight: weight of an uncertain class in l (1: counted like a positive one).
         max_features: TF-IDF vocabulary size.
     """
 
+    needs_corpus = True
+
     def __init__(
         self,
         corpus: Sequence[str],
-        classes: Mapping[str, Sequence[str]] | None = None,
+        classes: str | Mapping[str, Sequence[str]] | None = None,
         wording_weight: float = 0.5,
         uncertain_weight: float = 1.0,
         max_features: int | None = 4096,
@@ -51,6 +55,12 @@ class FindingsSimilarity(TextReportSimilarity):
             raise ValueError(f"wording_weight must lie in [0, 1], got {wording_weight}")
         if not 0.0 < uncertain_weight <= 1.0:
             raise ValueError(f"uncertain_weight must lie in (0, 1], got {uncertain_weight}")
+        if isinstance(classes, str):
+            if classes not in CLASS_PRESETS:
+                raise ValueError(
+                    f"unknown classes preset {classes!r}; expected one of {', '.join(CLASS_PRESETS)}"
+                )
+            classes = CLASS_PRESETS[classes]
         classes = {n: (n,) for n in NAMES} if classes is None else dict(classes)
         if not classes:
             raise ValueError("classes must name at least one class")

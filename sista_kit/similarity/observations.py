@@ -427,3 +427,10 @@ SYNTHETIC_CLASSES: dict[str, tuple[str, ...]] = {
     "atelectasis": ("atelectasis",),
     "edema": ("edema",),
 }
+
+#: Named class sets for ``FindingsSimilarity(classes=...)`` (None: one class per observation).
+CLASS_PRESETS: dict[str, dict[str, tuple[str, ...]] | None] = {
+    "all": None,
+    "chexpert": {n: (n,) for n in CHEXPERT},
+    "synthetic": SYNTHETIC_CLASSES,
+}

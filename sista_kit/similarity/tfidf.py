@@ -17,6 +17,8 @@ class TfidfSimilarity(TextReportSimilarity):
         max_features: vocabulary cap (keeps the per-batch embeddings small).
     """
 
+    needs_corpus = True
+
     def __init__(
         self, corpus: list[str], ngram_range: tuple[int, int] = (1, 2), max_features: int | None = 4096
     ):

@@ -50,6 +50,12 @@ def test_classes_restrict_what_counts():
     full = _sim(FindingsSimilarity(CORPUS), [NORMAL_A, spine])
     synthetic = _sim(FindingsSimilarity(CORPUS, classes=SYNTHETIC_CLASSES), [NORMAL_A, spine])
     assert full[0, 1] == pytest.approx(0.0) and synthetic[0, 1] == pytest.approx(1.0)
+    preset = FindingsSimilarity(CORPUS, classes="synthetic")
+    assert torch.equal(
+        preset.embed([NORMAL_A, spine]),
+        FindingsSimilarity(CORPUS, classes=SYNTHETIC_CLASSES).embed([NORMAL_A, spine]),
+    )
+    assert FindingsSimilarity.needs_corpus and not build_similarity("labels").needs_corpus
 
 
 def test_embeddings_made_once_match_batch_embeddings():
@@ -77,6 +83,7 @@ def test_sia_reads_the_findings_embeddings():
         ({"wording_weight": 1.5}, "wording_weight"),
         ({"uncertain_weight": 0.0}, "uncertain_weight"),
         ({"classes": {}}, "at least one class"),
+        ({"classes": "mimic"}, "unknown classes preset"),
         ({"classes": {"x": ("effusion",)}}, "unknown observations"),
     ],
 )
