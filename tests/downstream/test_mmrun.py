@@ -191,3 +191,34 @@ def test_bad_checkpoint_path(tiny_export, tmp_path) -> None:
 
     with pytest.raises(FileNotFoundError, match="does not exist"):
         run_seg(tmp_path / "no_such_checkpoint", data_root=tiny_export, out=tmp_path / "o", iters=1)
+
+
+def test_prepare_config_builds_no_backbone(vit_ckpt, resnet_ckpt, tiny_export, tmp_path, monkeypatch) -> None:
+    """The config is fitted from the checkpoint's spec; the backbone is built once, by the run."""
+    import sista_kit.downstream.encoder as encoder
+    import sista_kit.downstream.mm.backbones as backbones
+    from sista_kit.downstream.mmrun import prepare_config
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("prepare_config built a backbone")
+
+    monkeypatch.setattr(encoder, "build_trunk", no_build)
+    monkeypatch.setattr(encoder, "load_vision_trunk", no_build)
+    monkeypatch.setattr(backbones, "build_trunk", no_build)
+    cfg = prepare_config("seg", checkpoint=str(vit_ckpt), data_root=tiny_export, out=tmp_path, progress=False)
+    bb = cfg.model.backbone
+    assert (bb.model_name, bb.image_size, bb.in_chans, bb.checkpoint) == (
+        "sista_vit_tiny",
+        64,
+        1,
+        str(vit_ckpt),
+    )
+    assert cfg.model.neck.in_channels == [192] * 4  # the tiny ViT's width at every pyramid level
+    res = prepare_config(
+        "det", checkpoint=str(resnet_ckpt), data_root=tiny_export, out=tmp_path, progress=False
+    )
+    assert res.model.backbone.type.endswith("SistaResNet")  # the default config follows the family
+    with pytest.raises(TypeError, match="SistaResNet"):
+        prepare_config(
+            "seg", "seg_fpn_vit_synthetic", checkpoint=str(resnet_ckpt), data_root=tiny_export, out=tmp_path
+        )
