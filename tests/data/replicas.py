@@ -29,7 +29,16 @@ CHEXPERT_COLUMNS = (
     "Fracture",
     "Support Devices",
 )
-SIZE = (96, 80)  # source width, height (the real images are 1024 px and more)
+SIZE = (96, 80)
+CHEXPERT_POSITIVES = (
+    "Cardiomegaly",
+    "Edema",
+    "Consolidation",
+    "Atelectasis",
+    "Pleural Effusion",
+    "Lung Lesion",
+    "Pneumothorax",
+)  # source width, height (the real images are 1024 px and more)
 
 
 def radiograph(rng: np.random.Generator, boxes=(), mask=None, size=SIZE) -> np.ndarray:
@@ -104,6 +113,8 @@ _FINDINGS = {
     "Consolidation": "Consolidation is seen in the right lower lobe.",
     "Edema": "There is mild pulmonary edema.",
     "Atelectasis": "Bibasilar atelectasis is present.",
+    "Lung Lesion": "A nodule is seen in the right upper lobe.",
+    "Pneumothorax": "There is a small right apical pneumothorax.",
 }
 
 
@@ -179,11 +190,7 @@ def chexpert(root: Path, n_train: int = 40, n_valid: int = 12, seed: int = 0) ->
             lateral = split == "train" and i % 6 == 5
             view = "view2_lateral" if lateral else "view1_frontal"
             rel = f"{split}/{pat}/study{i % 2 + 1}/{view}.jpg"
-            pos = [
-                c
-                for c in ("Cardiomegaly", "Edema", "Consolidation", "Atelectasis", "Pleural Effusion")
-                if rng.random() < 0.4
-            ]
+            pos = [c for c in CHEXPERT_POSITIVES if rng.random() < 0.4]
             vals = []
             for c in CHEXPERT_COLUMNS:
                 if c in pos:
