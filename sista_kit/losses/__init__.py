@@ -12,10 +12,11 @@ from .functional import (
     sparse_alignment_weights,
     sparse_grouped_embeddings,
     sparse_token_align_loss,
+    sparse_token_align_loss_reference,
 )
 from .registry import available_losses, build_loss, register_loss
 from .sia import CLIPLoss, SemanticInstanceAlignLoss
-from .sista import SISTALoss
+from .sista import SIAConfig, SISTALoss, STAConfig
 from .sta import SparseTokenAlignLoss
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "SemanticInstanceAlignLoss",
     "SparseTokenAlignLoss",
     "SISTALoss",
+    "SIAConfig",
+    "STAConfig",
     "available_losses",
     "build_loss",
     "register_loss",
@@ -32,4 +35,5 @@ __all__ = [
     "sparse_alignment_weights",
     "sparse_grouped_embeddings",
     "sparse_token_align_loss",
+    "sparse_token_align_loss_reference",
 ]
