@@ -41,9 +41,9 @@ CHEXPERT_POSITIVES = (
 )  # source width, height (the real images are 1024 px and more)
 
 
-def radiograph(rng: np.random.Generator, boxes=(), mask=None, size=SIZE) -> np.ndarray:
+def radiograph(rng: np.random.Generator, boxes=(), mask=None, size=None) -> np.ndarray:
     """uint8 (H, W): a noisy chest-like gradient with bright regions at ``boxes`` / ``mask``."""
-    w, h = size
+    w, h = size or SIZE
     yy, xx = np.mgrid[0:h, 0:w]
     img = 60 + 80 * np.exp(-(((xx - w / 2) / (0.35 * w)) ** 2)) + rng.normal(0, 8, (h, w))
     for x0, y0, x1, y1 in boxes:
@@ -99,8 +99,8 @@ def rle_encode(mask: np.ndarray) -> str:
     return " ".join(map(str, out)) if out else "-1"
 
 
-def _box(rng: np.random.Generator, size=SIZE) -> list[float]:
-    w, h = size
+def _box(rng: np.random.Generator, size=None) -> list[float]:
+    w, h = size or SIZE
     x0, y0 = rng.uniform(0.1 * w, 0.55 * w), rng.uniform(0.15 * h, 0.55 * h)
     return [x0, y0, x0 + rng.uniform(0.15, 0.3) * w, y0 + rng.uniform(0.15, 0.3) * h]
 
@@ -303,3 +303,61 @@ def object_cxr(root: Path, n_train: int = 36, n_dev: int = 12, seed: int = 0) ->
             write_png(root / split / name, radiograph(rng, boxes), "JPEG")
         (root / f"{split}.csv").write_text("\n".join(lines) + "\n")
     return root
+
+
+#: Real source sizes (width, height) of each dataset, for :func:`time_prepare`.
+REAL_SIZES = {
+    "chexpert": (320, 390),  # CheXpert-v1.0-small
+    "covidx": (1024, 1024),
+    "rsna": (1024, 1024),
+    "siim": (1024, 1024),
+    "object-cxr": (2000, 2000),
+    "mimic-cxr": (2544, 3056),
+}
+
+
+def time_prepare(root: Path, n: int = 100, image_size: int = 224) -> dict[str, float]:
+    """Minutes per 1,000 studies of ``prepare`` on each replica at its dataset's real image size."""
+    import json
+    import logging
+    import shutil
+    import time
+
+    from sista_kit.data.prepare import prepare
+
+    global SIZE
+    logging.disable(logging.WARNING)
+    out = {}
+    for name, size in REAL_SIZES.items():
+        SIZE = size
+        raw = root / name / "raw"
+        opts = {}
+        if name == "mimic-cxr":
+            src, rep = mimic(raw, n=n)
+            opts["reports"] = str(rep)
+        else:
+            build = {
+                "chexpert": chexpert,
+                "covidx": covidx,
+                "rsna": rsna,
+                "siim": siim,
+                "object-cxr": object_cxr,
+            }
+            src = build[name](raw, n) if name in ("rsna", "siim") else build[name](raw, n, 4)
+        t0 = time.perf_counter()
+        folder = prepare(name, src, root / name / "out", image_size=image_size, progress=False, **opts)
+        dt = time.perf_counter() - t0
+        count = json.loads((folder / "meta.json").read_text())["n"]
+        out[name] = 1000 * dt / count / 60
+        print(f"{name}: {count} studies of {size[0]}x{size[1]} in {dt:.1f} s = {out[name]:.1f} min / 1,000")
+        shutil.rmtree(root / name)
+    SIZE = (96, 80)
+    return out
+
+
+if __name__ == "__main__":  # python tests/data/replicas.py [N]: the prepare times of docs/data.md
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        time_prepare(Path(tmp), int(sys.argv[1]) if len(sys.argv) > 1 else 100)
