@@ -26,6 +26,8 @@ CSV_FIELDS = [
     "device",
     "torch",
     "triton",
+    "sista_kit",
+    "threads",
     "op",
     "regime",
     "shape",
@@ -34,6 +36,9 @@ CSV_FIELDS = [
     "median_ms",
     "peak_mib",
     "memory_method",
+    "gflops",
+    "roofline",
+    "ref_ratio",
     "note",
 ]
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -41,7 +46,9 @@ _mmap_pinned = False
 
 
 def environment(device: torch.device) -> dict[str, str]:
-    """Date, device name, torch and triton versions for a CSV row."""
+    """Date, device name, torch / triton / sista-kit versions and thread count for a CSV row."""
+    import sista_kit
+
     try:
         import triton
 
@@ -54,6 +61,8 @@ def environment(device: torch.device) -> dict[str, str]:
         "device": name,
         "torch": torch.__version__,
         "triton": triton_version,
+        "sista_kit": sista_kit.__version__,
+        "threads": str(torch.get_num_threads()),
     }
 
 
@@ -61,6 +70,11 @@ def append_row(filename: str, row: dict) -> Path:
     """Append one result row to ``benchmarks/results/<filename>`` (header written once)."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / filename
+    if path.exists():  # a file written with other columns is kept aside, not appended to
+        with path.open(newline="") as handle:
+            header = next(csv.reader(handle), [])
+        if header != CSV_FIELDS:
+            path.rename(path.with_suffix(f".{dt.datetime.now():%Y%m%dT%H%M%S}.csv"))
     new = not path.exists()
     with path.open("a", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS, extrasaction="ignore")
@@ -138,3 +152,28 @@ def median_ms(benchmark) -> float | None:
     if stats is None or getattr(benchmark, "disabled", False):
         return None
     return stats.stats.median * 1e3
+
+
+def matmul_gflops(size: int = 1024, rounds: int = 5) -> float:
+    """Achieved GFLOP/s of a float32 (size x size) @ (size x size) product: the roofline of a run."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    return 2 * size**3 / min(_timed(lambda: a @ b) for _ in range(rounds)) / 1e9
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def interleaved_medians(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Median seconds of each function, timed in turn round after round (after one warm-up each),
+    so that load changes on a shared machine hit every entry alike."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            times[name].append(_timed(fn))
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
