@@ -40,6 +40,10 @@ def test_folder_as_encoder_provider(bert_folder, small_samples, monkeypatch):
     assert not torch.allclose(emb[0], emb[1])
     with pytest.raises(FileNotFoundError, match="no config.json"):
         build_similarity("encoder", path=bert_folder / "absent")
+    from sista_kit.losses import build_loss
+
+    loss = build_loss("sia", similarity="encoder", similarity_kwargs={"path": str(bert_folder)})
+    assert loss.similarity.path == bert_folder  # the loss's provider reads the same local folder
 
 
 def test_folder_as_text_tower(bert_folder, monkeypatch):
