@@ -5,9 +5,10 @@ A report is split into sentences and clauses (section headers such as ``IMPRESSI
 first, so their colon does not end a scope); a negation cue ("no", "without", "negative for",
 "free of", "resolved", ... ) negates the mentions after it in its clause, an uncertainty cue ("may",
 "possible", "suspicious for", ...) makes them uncertain, and post cues ("... cannot be excluded",
-"... has resolved") act on the mentions before them. The nearest cue wins. Pseudo cues ("no change
-in", "not excluded", "no ... to suggest") do not negate. A report is "No Finding" when no
-observation is positive or uncertain. Pure Python; no model, nothing downloaded.
+"... has resolved") act on the mentions before them. The nearest cue wins. Pseudo cues ("no
+change in", "no ... to suggest") do not negate, nor does the "not" of "not excluded" (uncertain).
+A report is "No Finding" when no observation is positive or uncertain. Pure Python; no model,
+nothing downloaded.
 """
 
 from __future__ import annotations
