@@ -36,9 +36,9 @@ RUNS = {
 
 def _prepared(name: str, root: Path) -> Path:
     if name == "mimic-cxr":
-        jpg, rep = replicas.mimic(root / "raw", n=64)
+        jpg, rep = replicas.mimic(root / "raw", n=96)
         return prepare(
-            name, jpg, root / "data", image_size=SIZE, progress=False, reports=str(rep), probe_fraction=0.3
+            name, jpg, root / "data", image_size=SIZE, progress=False, reports=str(rep), probe_fraction=0.5
         )
     build = {
         "chexpert": replicas.chexpert,
