@@ -93,3 +93,25 @@ def test_latest_checkpoint_ignores_incomplete(tmp_path):
     (tmp_path / "epoch_12").mkdir()  # no model file
     assert latest_checkpoint(tmp_path) == tmp_path / "epoch_10"
     assert latest_checkpoint(tmp_path / "missing") is None
+
+
+def test_prepare_dataset_folder_checks_and_names(tmp_path):
+    from sista_kit.data.folder import synthetic_folder_name
+    from sista_kit.train.data import prepare_dataset_folder
+
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "manifest.jsonl").write_text("")  # no meta.json: an interrupted write
+    with pytest.raises(
+        FileNotFoundError, match=r"--data .*half is not a complete dataset folder \(no meta.json\)"
+    ):
+        prepare_dataset_folder(str(tmp_path / "half"), None, str(tmp_path), 8, 0, 32, is_master=True)
+    calls = []
+    folder = prepare_dataset_folder(
+        "synthetic", None, str(tmp_path), 8, 3, 32, is_master=False, barrier=lambda: calls.append(1)
+    )
+    assert (
+        folder
+        == tmp_path / "_data" / synthetic_folder_name(8, 3, 32)
+        == tmp_path / "_data" / "synthetic-n8-s3-32"
+    )
+    assert calls == [1] and not folder.exists()  # only the master writes; every rank waits
