@@ -354,3 +354,12 @@ def test_pretrain_dataset_drops_empty_reports(prepared, small_samples, tokenizer
         len(PretrainDataset(mimic, tokenizer, split="pretrain"))
         == json.loads((mimic / "meta.json").read_text())["split_counts"]["pretrain"]
     )
+
+
+def test_workers_do_not_change_the_folder(tmp_path):
+    src, _ = _src("siim", tmp_path)
+    one = prepare("siim", src, tmp_path / "one", image_size=SIZE, progress=False, workers=1)
+    two = prepare("siim", src, tmp_path / "two", image_size=SIZE, progress=False, workers=2)
+    assert (one / "manifest.jsonl").read_text() == (two / "manifest.jsonl").read_text()
+    sums = [json.loads((d / "checksums.json").read_text())["written"] for d in (one, two)]
+    assert sums[0] == sums[1]

@@ -106,9 +106,6 @@ def stage_one(study: Study, size: int, staging: str, src_root: str) -> dict:
 
 
 def _stage_many(studies: list[Study], size: int, staging: str, src_root: str) -> list[dict]:
-    import torch
-
-    torch.set_num_threads(1)
     return [stage_one(s, size, staging, src_root) for s in studies]
 
 
