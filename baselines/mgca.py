@@ -41,6 +41,7 @@ from sista_kit.checks import (
 )
 from sista_kit.losses.registry import register_loss
 
+from .mgca_ce import weighted_diag_ce
 from .sinkhorn import sinkhorn_knopp
 
 
@@ -104,8 +105,7 @@ def _weighted_diag_ce(sim: Tensor, weights: Tensor, valid: Tensor | None) -> tup
     and summed over slots, divided by B. ``valid`` (B, N) removes slots from both softmaxes."""
     batch = sim.shape[0]
     if valid is None:
-        rows = torch.log_softmax(sim, dim=2).diagonal(dim1=1, dim2=2)
-        cols = torch.log_softmax(sim, dim=1).diagonal(dim1=1, dim2=2)
+        return weighted_diag_ce(sim, weights)
     else:
         rows = torch.log_softmax(sim.masked_fill(~valid[:, None, :], float("-inf")), dim=2)
         cols = torch.log_softmax(sim.masked_fill(~valid[:, :, None], float("-inf")), dim=1)
@@ -240,16 +240,22 @@ def mgca_loss(
     patch_weights = None
     if bidirectional:
         scores = dots.transpose(1, 2).masked_fill(~text_mask[:, None, :], float("-inf"))
-        patch_out = torch.softmax(scores / local_temperature, dim=-1) @ word
+        patch_attn = torch.softmax(scores / local_temperature, dim=-1)  # (B, P, L)
         if image_attention is None:
-            patch_out = F.normalize(patch_out, dim=-1)
+            patch_out = F.normalize(patch_attn @ word, dim=-1)
             patch_weights = patch.new_full((batch, n_patch), 1.0 / n_patch)
+            patch_sim = patch @ patch_out.transpose(1, 2) / local_temperature
         else:
             patch_weights = clipped_patch_weights(image_attention, quantile_low, quantile_high).to(
                 patch.dtype
             )
-        patch_sim = patch @ patch_out.transpose(1, 2) / local_temperature
-        out["patch_rows"], out["patch_cols"] = _weighted_diag_ce(patch_sim, patch_weights, None)
+            # patch_sim = patch (A word)^T = (A dots)^T, from the dot products already formed:
+            # O(P^2 L) instead of O(P L D + P^2 D). Its transpose is formed; rows and columns swap.
+            sim_t = patch_attn @ dots / local_temperature
+            cols, rows = weighted_diag_ce(sim_t, patch_weights)
+        if image_attention is None:
+            rows, cols = _weighted_diag_ce(patch_sim, patch_weights, None)
+        out["patch_rows"], out["patch_cols"] = rows, cols
         out["patch"] = (out["patch_rows"] + out["patch_cols"]) / 2
         out["local"] = out["word"] + out["patch"]
 

@@ -254,7 +254,7 @@ def _mgca_case():
     ours = _step(lambda *a: ours_fn(*a[:4]), [*_leaves(*x), loss_fn.prototypes])
     ref = _step(official_fn, [*_leaves(*x), protos.requires_grad_()])
     flops = 3 * 2 * b * (4 * l * p * d + p * p * d + l * l * d) + 3 * 2 * b * (b + 2 * k) * d
-    return f"B={b},L={l},P={p},D={d},K={k}", flops, ours, ref, "official MGCA", 3
+    return f"B={b},L={l},P={p},D={d},K={k}", flops, ours, ref, "official MGCA", 9
 
 
 def _gloria_case():
@@ -274,7 +274,7 @@ def _gloria_case():
     ours = _step(ours_fn, _leaves(*x))
     ref = _step(lambda *a: gloria_official(*a, lengths), _leaves(*x))
     flops = 3 * 2 * 2 * b * p * b * sum(lengths) / b * d
-    return f"B={b},L={l}(mean {sum(lengths) / b:.0f}),P={p},D={d}", flops, ours, ref, "official GLoRIA", 2
+    return f"B={b},L={l}(mean {sum(lengths) / b:.0f}),P={p},D={d}", flops, ours, ref, "official GLoRIA", 3
 
 
 CASES = {"sta": _sta_case, "sia": _sia_case, "mgca": _mgca_case, "gloria": _gloria_case}
