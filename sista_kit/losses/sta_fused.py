@@ -8,7 +8,7 @@ same values and gradients with hand-written backward passes:
   the similarities (min-max, sparsify, renormalise, mask: in place). Backward, for a word with kept
   set K, total T and span s = max - min + eps: with ``g = dL/dA`` and ``<A, g>`` its row dot product,
   dL/dS = [A > 0] (g - <A, g>) / (T s), minus the row sum of that at the arg-min (the max term
-  vanishes because the weights sum to 1). Rows that keep nothing (uniform 1/P) and masked rows get 0.
+  vanishes because the weights sum to 1); <A, g> = <c, dL/dc> is a dot product over D. Rows that keep nothing (uniform 1/P) and masked rows get 0.
 - :class:`TokenContrastFunction`: the within-pair word contrast from one masked logit buffer whose
   row and column log-sum-exps give both directions (the pair mask is symmetric).
 
@@ -66,17 +66,18 @@ class SparseGroupingFunction(torch.autograd.Function):
         weights, total, span, arg_low = _sparse_weights_(torch.bmm(w, v.transpose(1, 2)), mask, topk, cut, k)
         # 1 / (T s) on rows whose gradient flows (kept something, real word), 0 elsewhere
         scale = torch.where((total > 0) & mask.unsqueeze(-1), 1.0 / (total * span), 0.0)
-        ctx.save_for_backward(patches, words, weights, scale, arg_low)
-        return torch.bmm(weights, v).to(words.dtype)
+        grouped = torch.bmm(weights, v)
+        ctx.save_for_backward(patches, words, weights, scale, arg_low, grouped)
+        return grouped.to(words.dtype)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        patches, words, weights, scale, arg_low = ctx.saved_tensors
+        patches, words, weights, scale, arg_low, grouped = ctx.saved_tensors
         work = weights.dtype
         v, w, g = patches.to(work), words.to(work), grad_out.to(work)
         grad_v = torch.bmm(weights.transpose(1, 2), g)
         grad_s = torch.bmm(g, v.transpose(1, 2))  # dL/dA, turned into dL/dS in place
-        inner = torch.linalg.vecdot(weights, grad_s).unsqueeze(-1)
+        inner = torch.linalg.vecdot(grouped, g).unsqueeze(-1)  # <A, dL/dA> = <A V, dL/dc>, over D not P
         grad_s.sub_(inner).mul_(weights > 0).mul_(scale)
         grad_s.scatter_add_(-1, arg_low, -grad_s.sum(dim=-1, keepdim=True))
         grad_w = torch.bmm(grad_s, v)
