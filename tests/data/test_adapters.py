@@ -296,3 +296,10 @@ def test_covidx_and_object_cxr_refuse_empty_and_escaping(tmp_path):
     (tmp_path / "dev.csv").write_text("image_name,annotation\n../x.jpg,\n")
     with pytest.raises(ValueError, match="dev.csv line 2 image_name"):
         ObjectCXR(tmp_path, split="dev")
+
+
+def test_chexpert_renamed_root(tmp_path):
+    root = _chexpert_root(tmp_path, "CheXpert-v1.0-small/train/p1/s1/v1.jpg,F,1,Frontal,AP,1.0" + "," * 13)
+    renamed = root.rename(tmp_path / "chexpert")
+    _jpg(renamed / "train/p1/s1/v1.jpg")
+    assert CheXpert(renamed)[0]["image"].shape == (16, 20)

@@ -12,7 +12,7 @@ class CheXpert(RecordDataset):
     """CheXpert images with 14 labels. ``uncertainty``: ones | zeros | ignore (NaN); blanks are 0.
 
     ``root`` is the dataset folder (``CheXpert-v1.0-small``) holding the CSVs; the CSV ``Path`` column
-    starts with that folder's name and is resolved against ``root``'s parent.
+    starts with the release folder's name (``CheXpert-v1.0[-small]``), which is replaced by ``root``.
     """
 
     name = "CheXpert"
@@ -36,7 +36,8 @@ class CheXpert(RecordDataset):
                 dropped["lateral_view"] += 1
                 continue
             rel = Path(r["Path"])
-            if rel.parts and rel.parts[0] == root.name:  # "CheXpert-v1.0-small/train/..."
+            # "CheXpert-v1.0-small/train/...": the CSV names the release folder, whatever ``root`` is called
+            if rel.parts and (rel.parts[0] == root.name or rel.parts[0].startswith("CheXpert-v1.0")):
                 rel = Path(*rel.parts[1:]) if len(rel.parts) > 1 else Path("")
             img = inside(root, rel, f"{path} line {ln} Path")
             labels = label_vector(r, CHEXPERT_LABELS, uncertainty, path, ln)

@@ -39,7 +39,8 @@ def collect(
             out.dropped[k] = out.dropped.get(k, 0) + v
         for r in ds.records:
             rel = Path(r["sample_id"])
-            rel = Path(*rel.parts[1:]) if rel.parts and rel.parts[0] == src.name else rel
+            if rel.parts and (rel.parts[0] == src.name or rel.parts[0].startswith("CheXpert-v1.0")):
+                rel = Path(*rel.parts[1:])
             out.studies.append(
                 Study(
                     sample_id=safe_id(str(rel.with_suffix(""))),
