@@ -77,6 +77,27 @@ def _buckets(sizes: list[int], device: torch.device) -> list[tuple[Tensor, int]]
     return [(torch.tensor(g, device=device), sizes[g[-1]]) for g in groups]
 
 
+class GramQuadraticForm(torch.autograd.Function):
+    """``q[j, n] = a[j, :, n]^T G[j] a[j, :, n]`` for a symmetric Gram matrix G (B, P, P), a (B, P, N).
+
+    Backward reuses ``G a`` from the forward pass: dq/da = 2 G a (no product), dq/dG = a diag(g) a^T
+    (one product), instead of autograd's two products through ``G a``.
+    """
+
+    @staticmethod
+    def forward(ctx, a: Tensor, gram: Tensor) -> Tensor:
+        spread = torch.bmm(gram, a)
+        ctx.save_for_backward(a, spread)
+        return (a * spread).sum(dim=1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        a, spread = ctx.saved_tensors
+        weighted = a * grad.unsqueeze(1)
+        grad_gram = torch.bmm(weighted, a.transpose(1, 2)) if ctx.needs_input_grad[1] else None
+        return spread * (2.0 * grad.unsqueeze(1)) if ctx.needs_input_grad[0] else None, grad_gram
+
+
 def _bucket_similarity(
     regions: Tensor, gram: Tensor, words: Tensor, used: Tensor, temp1: float, temp2: float, eps: float
 ) -> Tensor:
@@ -91,8 +112,8 @@ def _bucket_similarity(
     a1 = torch.softmax(dots + unused, dim=3)  # over the used words
     a2 = torch.softmax(a1 * temp1, dim=1)  # over regions
     num = (a2 * dots).sum(dim=1)  # c . e, (Bc, Bt, Lb)
-    spread = torch.bmm(gram, a2.reshape(n_img, n_reg, n_txt * n_words)).view_as(a2)
-    context_norm = (a2 * spread).sum(dim=1).clamp_min(0.0).sqrt()  # ||c|| = sqrt(a2^T G a2)
+    squared = GramQuadraticForm.apply(a2.reshape(n_img, n_reg, n_txt * n_words), gram)
+    context_norm = squared.view(n_img, n_txt, n_words).clamp_min(0.0).sqrt()  # ||c|| = sqrt(a2^T G a2)
     den = (context_norm * words.norm(dim=-1)[None]).clamp(min=eps)
     sim = (temp2 * num / den).masked_fill(~used[None], float("-inf"))
     return torch.logsumexp(sim, dim=2)
