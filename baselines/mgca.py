@@ -39,6 +39,7 @@ from sista_kit.checks import (
     check_tensor,
     check_weight,
 )
+from sista_kit.losses.normalize import normalize
 from sista_kit.losses.registry import register_loss
 
 from .mgca_ce import weighted_diag_ce
@@ -212,10 +213,10 @@ def mgca_loss(
         checks.finite(name, value)
     checks.nonempty("text_mask", text_mask, per_row=True).run()
 
-    img = F.normalize(image_features, dim=-1)
-    rep = F.normalize(text_features, dim=-1)
-    patch = F.normalize(image_tokens, dim=-1)
-    word = F.normalize(text_tokens, dim=-1)
+    img = normalize(image_features)
+    rep = normalize(text_features)
+    patch = normalize(image_tokens)
+    word = normalize(text_tokens)
     out: dict[str, Tensor] = {}
 
     # Instance alignment.
@@ -229,7 +230,7 @@ def mgca_loss(
     word_weights = clipped_word_weights(text_attention, quantile_low, quantile_high).to(word.dtype)
     dots = word @ patch.transpose(1, 2)  # (B, L, P), also the patch side's scores (transposed)
     attn = torch.softmax(dots / local_temperature, dim=-1)
-    word_out = F.normalize(attn @ patch, dim=-1)
+    word_out = normalize(attn @ patch)
     word_sim = word @ word_out.transpose(1, 2) / local_temperature
     valid = text_mask if mask_pad_words else None
     out["word_rows"], out["word_cols"] = _weighted_diag_ce(word_sim, word_weights, valid)

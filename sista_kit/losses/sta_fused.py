@@ -8,7 +8,8 @@ same values and gradients with hand-written backward passes:
   the similarities (min-max, sparsify, renormalise, mask: in place). Backward, for a word with kept
   set K, total T and span s = max - min + eps: with ``g = dL/dA`` and ``<A, g>`` its row dot product,
   dL/dS = [A > 0] (g - <A, g>) / (T s), minus the row sum of that at the arg-min (the max term
-  vanishes because the weights sum to 1); <A, g> = <c, dL/dc> is a dot product over D. Rows that keep nothing (uniform 1/P) and masked rows get 0.
+  vanishes because the weights sum to 1); <A, g> = <c, dL/dc> is a dot product over D. Rows that
+  keep nothing (uniform 1/P) and masked rows get 0.
 - :class:`TokenContrastFunction`: the within-pair word contrast from one masked logit buffer whose
   row and column log-sum-exps give both directions (the pair mask is symmetric).
 
@@ -21,6 +22,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .normalize import NormalizeFunction, normalize
+
+__all__ = [
+    "MINMAX_EPS",
+    "NormalizeFunction",
+    "SparseGroupingFunction",
+    "TokenContrastFunction",
+    "normalize",
+    "sparse_grouped_embeddings_fused",
+    "token_contrast_fused",
+]
 
 MINMAX_EPS = 1e-8
 
@@ -117,36 +130,6 @@ class TokenContrastFunction(torch.autograd.Function):
         grad_words = torch.bmm(grad, grouped)
         grad_grouped = torch.bmm(grad.transpose(1, 2), words)
         return grad_grouped, grad_words, None, None
-
-
-class NormalizeFunction(torch.autograd.Function):
-    """``x / max(||x||, eps)`` over the last dim (``F.normalize``) with a two-pass backward:
-    dx = (g - y <y, g>) / ||x|| where the norm exceeds eps, g / eps elsewhere."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, eps: float) -> Tensor:
-        inv = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min_(eps).reciprocal_()
-        y = x * inv
-        ctx.save_for_backward(y, inv)
-        ctx.eps = eps
-        return y
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        y, inv = ctx.saved_tensors
-        # rows clamped at eps: y = x / eps is linear in x, so its gradient keeps no projection
-        inner = torch.linalg.vecdot(y, grad).unsqueeze(-1).masked_fill_(inv >= 1.0 / ctx.eps, 0.0)
-        return torch.addcmul(grad, y, inner, value=-1.0).mul_(inv), None
-
-
-def normalize(x: Tensor, eps: float = 1e-12) -> Tensor:
-    """``F.normalize`` over the last dim (values and gradients). Low-precision inputs are normalised in
-    float32 with ``eps`` raised to the dtype's machine epsilon: the default underflows in float16
-    (zero slots became NaN) and the gradient of a zero vector, g / eps, must stay within range."""
-    if x.dtype in (torch.float16, torch.bfloat16):
-        eps = max(eps, torch.finfo(x.dtype).eps)
-        return NormalizeFunction.apply(x.float(), eps).to(x.dtype)
-    return NormalizeFunction.apply(x, eps)
 
 
 def sparse_grouped_embeddings_fused(
