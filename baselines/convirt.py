@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sista_kit.checks import ValueChecks, check_batch, check_positive, check_range, check_tensor, same_size
+from sista_kit.losses.distributed import gather_with_grad
 from sista_kit.losses.registry import register_loss
 
 
@@ -70,20 +71,34 @@ def convirt_loss(
 class ConVIRTLoss(nn.Module):
     """ConVIRT as an open_clip-style loss module.
 
+    Args:
+        lambda_, temperature: see :func:`convirt_loss`.
+        check_finite: run the value checks (NaN / inf).
+        gather: under torch.distributed, contrast over the global batch (features all-gathered with
+            gradient, as the SISTA losses and open_clip do), so that N processes give the loss of one
+            process on the whole batch. False = the local batch of each rank only, as a per-GPU
+            implementation of the paper does (fewer negatives; values not comparable across world
+            sizes). Every rank must have the same batch size.
+
     Forward takes the model output as keywords (uses ``image_features`` and ``text_features``, ignores
     the rest, ``logit_scale`` included) and returns ``{"i2t_loss": lambda * l(v->u),
     "t2i_loss": (1 - lambda) * l(u->v)}`` with ``output_dict=True``, else their sum.
     """
 
-    def __init__(self, lambda_: float = 0.75, temperature: float = 0.1, check_finite: bool = True):
+    def __init__(
+        self, lambda_: float = 0.75, temperature: float = 0.1, check_finite: bool = True, gather: bool = True
+    ):
         super().__init__()
         check_range("lambda_", lambda_, 0.0, 1.0)
         check_positive("temperature", temperature)
         self.lambda_, self.temperature, self.check_finite = lambda_, temperature, check_finite
+        self.gather = gather
 
     def forward(
         self, image_features: Tensor, text_features: Tensor, output_dict: bool = False, **kwargs: Any
     ) -> Tensor | dict[str, Tensor]:
+        if self.gather:
+            image_features, text_features = gather_with_grad(image_features), gather_with_grad(text_features)
         out = convirt_loss(
             image_features,
             text_features,
@@ -96,4 +111,4 @@ class ConVIRTLoss(nn.Module):
         return terms if output_dict else terms["i2t_loss"] + terms["t2i_loss"]
 
     def extra_repr(self) -> str:
-        return f"lambda_={self.lambda_}, temperature={self.temperature}"
+        return f"lambda_={self.lambda_}, temperature={self.temperature}, gather={self.gather}"

@@ -44,6 +44,7 @@ from sista_kit.checks import (
     check_weight,
     same_size,
 )
+from sista_kit.losses.distributed import gather_no_grad, gather_with_grad
 from sista_kit.losses.registry import register_loss
 
 
@@ -298,7 +299,12 @@ class GLoRIALoss(nn.Module):
             holds ``text_cls_token`` (B, E) when the model gives it, else ``text_features``.
         chunk_size: images per checkpointed block of the local term; None = whole batch at once
             (memory ~ 8 * B^2 * L * P floats, L the mean text length).
-        check_finite: assert the inputs hold no NaN/inf.
+        check_finite: run the value checks (NaN / inf, empty texts).
+        gather: under torch.distributed, contrast over the global batch (features, regions and word
+            slots all-gathered with gradient, as the SISTA losses do), so that N processes give the
+            loss of one process on the whole batch. False = each rank's local batch only, as the
+            official code does under DDP (fewer negatives; values not comparable across world sizes).
+            Every rank must have the same batch size and number of word slots.
 
     Forward uses ``image_features``, ``text_features``, ``image_tokens`` (regions), ``text_tokens``,
     ``text_mask`` and optionally ``text_cls_token``; it ignores other keywords (``logit_scale``
@@ -317,6 +323,7 @@ class GLoRIALoss(nn.Module):
         include_cls: bool = True,
         chunk_size: int | None = None,
         check_finite: bool = True,
+        gather: bool = True,
     ):
         super().__init__()
         for name, value in (("temp1", temp1), ("temp2", temp2), ("temp3", temp3), ("eps", eps)):
@@ -327,6 +334,7 @@ class GLoRIALoss(nn.Module):
         self.temp1, self.temp2, self.temp3 = temp1, temp2, temp3
         self.local_weight, self.global_weight, self.eps = local_weight, global_weight, eps
         self.include_cls, self.chunk_size, self.check_finite = include_cls, chunk_size, check_finite
+        self.gather = gather
 
     def forward(
         self,
@@ -345,6 +353,11 @@ class GLoRIALoss(nn.Module):
             check_tensor("text_cls_token", cls, (text_tokens.shape[0], text_tokens.shape[2]))
             words = torch.cat([cls[:, None, :].to(text_tokens.dtype), text_tokens], dim=1)
             mask = torch.cat([text_mask.new_ones(text_mask.shape[0], 1), text_mask], dim=1)
+        if self.gather:
+            image_features, text_features = gather_with_grad(image_features), gather_with_grad(text_features)
+            image_tokens, words = gather_with_grad(image_tokens), gather_with_grad(words)
+            if mask.dtype == torch.bool:
+                mask = gather_no_grad(mask.to(torch.uint8)).bool()
         out = gloria_loss(
             image_features,
             text_features,
@@ -370,5 +383,5 @@ class GLoRIALoss(nn.Module):
         return (
             f"temp1={self.temp1}, temp2={self.temp2}, temp3={self.temp3}, "
             f"local_weight={self.local_weight}, global_weight={self.global_weight}, "
-            f"include_cls={self.include_cls}, chunk_size={self.chunk_size}"
+            f"include_cls={self.include_cls}, chunk_size={self.chunk_size}, gather={self.gather}"
         )

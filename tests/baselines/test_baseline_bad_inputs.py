@@ -27,7 +27,9 @@ def _inputs(batch=B, **over):
 
 def _gloria(**over):
     x = _inputs(**over)
-    return gloria_loss(x["image_features"], x["text_features"], x["image_tokens"], x["text_tokens"], x["text_mask"])
+    return gloria_loss(
+        x["image_features"], x["text_features"], x["image_tokens"], x["text_tokens"], x["text_mask"]
+    )
 
 
 def _mgca(batch=B, **kw):

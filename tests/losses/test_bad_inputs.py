@@ -27,7 +27,11 @@ def _features(batch=B):
 
 def _tokens(batch=B):
     g = torch.Generator().manual_seed(1)
-    return torch.randn(batch, P, D, generator=g), torch.randn(batch, L, D, generator=g), torch.ones(batch, L).bool()
+    return (
+        torch.randn(batch, P, D, generator=g),
+        torch.randn(batch, L, D, generator=g),
+        torch.ones(batch, L).bool(),
+    )
 
 
 def _sim(value=0.5, batch=B):
@@ -114,7 +118,11 @@ MODULE_CASES = [
      "temperature"),
 ]  # fmt: skip
 
-CASES = [("sia", *c) for c in SIA_CASES] + [("sta", *c) for c in STA_CASES] + [("module", *c) for c in MODULE_CASES]
+CASES = (
+    [("sia", *c) for c in SIA_CASES]
+    + [("sta", *c) for c in STA_CASES]
+    + [("module", *c) for c in MODULE_CASES]
+)
 
 
 @pytest.mark.parametrize("area,case,call,error,match", CASES, ids=[f"{a}-{c}" for a, c, *_ in CASES])

@@ -41,7 +41,13 @@ def _grads(fn, *inputs):
     return (out.detach(), *grads)
 
 
-OPTIONS = [{}, {"threshold": 0.0}, {"threshold": 0.6}, {"sparsify": "topk", "k": 3}, {"sparsify": "topk", "k": 11}]
+OPTIONS = [
+    {},
+    {"threshold": 0.0},
+    {"threshold": 0.6},
+    {"sparsify": "topk", "k": 3},
+    {"sparsify": "topk", "k": 11},
+]
 
 
 @pytest.mark.parametrize("options", OPTIONS, ids=["1/P", "t0", "t0.6", "top3", "topP"])
@@ -55,7 +61,9 @@ def test_grouping_matches_reference(options):
     # gradient and the fused path's arg-min are both valid subgradients. Compared elsewhere.
     keep = torch.tensor([0, 2, 3])
     for a, b, what in zip(ours[1:], ref[1:], ("d patches", "d words"), strict=True):
-        torch.testing.assert_close(a[keep], b[keep], rtol=1e-10, atol=1e-12, msg=lambda m, w=what: f"{w}: {m}")
+        torch.testing.assert_close(
+            a[keep], b[keep], rtol=1e-10, atol=1e-12, msg=lambda m, w=what: f"{w}: {m}"
+        )
 
 
 @pytest.mark.parametrize("options", OPTIONS, ids=["1/P", "t0", "t0.6", "top3", "topP"])
