@@ -132,6 +132,10 @@ def test_benchmark_smoke_on_prepared_folder(tmp_path, name):
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     records = json.loads((out / "results.json").read_text())
-    records = records.get("records", records) if isinstance(records, dict) else records
     mine = [r for r in records if r["task"] == task and r["method"] == methods]
     assert mine and all(math.isfinite(r["value"]) for r in mine)
+    # the transfer learnt the folder's own target (meta.json["targets"]), not the embedded data's
+    full = [r for r in mine if r["fraction"] == 1.0]
+    assert full and all(r.get("n_pos", 1) > 0 for r in full), sorted(
+        {(r["metric"], r.get("n_pos")) for r in full}
+    )
