@@ -54,69 +54,155 @@ SIA_CASES = [
     ("scale inf", lambda: fn_aware_infonce(*_features(), INF), ValueError, "logit_scale"),
     ("scale t<0", lambda: fn_aware_infonce(*_features(), torch.tensor(-3.0)), ValueError, "logit_scale"),
     ("scale tNaN", lambda: fn_aware_infonce(*_features(), torch.tensor(NAN)), ValueError, "logit_scale"),
-    ("scale (4,)", lambda: fn_aware_infonce(*_features(), torch.ones(4)), ValueError, "logit_scale must be a scalar"),
-    ("threshold NaN", lambda: fn_aware_infonce(*_features(), 10.0, _sim(), threshold=NAN), ValueError, "threshold"),
-    ("soft temp 0", lambda: fn_aware_infonce(*_features(), 10.0, _sim(), strategy="soft", soft_temperature=0.0),
-     ValueError, "soft_temperature"),
-    ("features NaN", lambda: fn_aware_infonce(_features()[0] * NAN, _features()[1], 10.0), ValueError,
-     "image_features contains NaN"),
+    (
+        "scale (4,)",
+        lambda: fn_aware_infonce(*_features(), torch.ones(4)),
+        ValueError,
+        "logit_scale must be a scalar",
+    ),
+    (
+        "threshold NaN",
+        lambda: fn_aware_infonce(*_features(), 10.0, _sim(), threshold=NAN),
+        ValueError,
+        "threshold",
+    ),
+    (
+        "soft temp 0",
+        lambda: fn_aware_infonce(*_features(), 10.0, _sim(), strategy="soft", soft_temperature=0.0),
+        ValueError,
+        "soft_temperature",
+    ),
+    (
+        "features NaN",
+        lambda: fn_aware_infonce(_features()[0] * NAN, _features()[1], 10.0),
+        ValueError,
+        "image_features contains NaN",
+    ),
     ("chunked B=0", lambda: fn_aware_infonce_chunked(*_features(0), 10.0), ValueError, "B=0"),
     ("chunk 0", lambda: fn_aware_infonce_chunked(*_features(), 10.0, chunk_size=0), ValueError, "chunk_size"),
     ("chunked scale NaN", lambda: fn_aware_infonce_chunked(*_features(), NAN), ValueError, "logit_scale"),
-    ("chunked sim 1.5", lambda: fn_aware_infonce_chunked(*_features(), 10.0, _sim(1.5)), ValueError,
-     "report_similarity"),
-    ("chunked Z batch", lambda: fn_aware_infonce_chunked(*_features(), 10.0, report_embeddings=torch.ones(3, 2)),
-     ValueError, "report_embeddings must be"),
-]  # fmt: skip
+    (
+        "chunked sim 1.5",
+        lambda: fn_aware_infonce_chunked(*_features(), 10.0, _sim(1.5)),
+        ValueError,
+        "report_similarity",
+    ),
+    (
+        "chunked Z batch",
+        lambda: fn_aware_infonce_chunked(*_features(), 10.0, report_embeddings=torch.ones(3, 2)),
+        ValueError,
+        "report_embeddings must be",
+    ),
+]
 STA_CASES = [
     ("B=0", lambda: sparse_token_align_loss(*_tokens(0)), ValueError, "B=0"),
-    ("temperature NaN", lambda: sparse_token_align_loss(*_tokens(), temperature=NAN), ValueError, "temperature"),
-    ("temperature 0", lambda: sparse_token_align_loss(*_tokens(), temperature=0.0), ValueError, "temperature"),
-    ("temperature inf", lambda: sparse_token_align_loss(*_tokens(), temperature=INF), ValueError, "temperature"),
+    (
+        "temperature NaN",
+        lambda: sparse_token_align_loss(*_tokens(), temperature=NAN),
+        ValueError,
+        "temperature",
+    ),
+    (
+        "temperature 0",
+        lambda: sparse_token_align_loss(*_tokens(), temperature=0.0),
+        ValueError,
+        "temperature",
+    ),
+    (
+        "temperature inf",
+        lambda: sparse_token_align_loss(*_tokens(), temperature=INF),
+        ValueError,
+        "temperature",
+    ),
     ("threshold NaN", lambda: sparse_token_align_loss(*_tokens(), threshold=NAN), ValueError, "threshold"),
     ("threshold 2", lambda: sparse_token_align_loss(*_tokens(), threshold=2.0), ValueError, "threshold"),
     ("k 0", lambda: sparse_token_align_loss(*_tokens(), sparsify="topk", k=0), ValueError, "k must lie"),
-    ("k > P", lambda: sparse_token_align_loss(*_tokens(), sparsify="topk", k=P + 1), ValueError, "k must lie"),
+    (
+        "k > P",
+        lambda: sparse_token_align_loss(*_tokens(), sparsify="topk", k=P + 1),
+        ValueError,
+        "k must lie",
+    ),
     ("mask None", lambda: sparse_token_align_loss(*_tokens()[:2], None), ValueError, "text_mask is required"),
     ("mask float", lambda: sparse_token_align_loss(*_tokens()[:2], torch.ones(B, L)), TypeError, "text_mask"),
-    ("mask empty", lambda: sparse_token_align_loss(*_tokens()[:2], torch.zeros(B, L).bool()), ValueError,
-     "all False"),
-    ("tokens inf", lambda: sparse_token_align_loss(_tokens()[0] * INF, *_tokens()[1:]), ValueError,
-     "image_tokens contains NaN or inf"),
+    (
+        "mask empty",
+        lambda: sparse_token_align_loss(*_tokens()[:2], torch.zeros(B, L).bool()),
+        ValueError,
+        "all False",
+    ),
+    (
+        "tokens inf",
+        lambda: sparse_token_align_loss(_tokens()[0] * INF, *_tokens()[1:]),
+        ValueError,
+        "image_tokens contains NaN or inf",
+    ),
     ("P=0", lambda: sparse_token_align_loss(torch.ones(B, 0, D), *_tokens()[1:]), ValueError, "P=0"),
-]  # fmt: skip
+]
 
 
 def _module_inputs(batch=B, **over):
     image, text = _features(batch)
     patches, words, mask = _tokens(batch)
-    out = dict(image_features=image, text_features=text, logit_scale=10.0, image_tokens=patches,
-               text_tokens=words, text_mask=mask, report_labels=torch.ones(batch, 3))  # fmt: skip
+    out = dict(
+        image_features=image,
+        text_features=text,
+        logit_scale=10.0,
+        image_tokens=patches,
+        text_tokens=words,
+        text_mask=mask,
+        report_labels=torch.ones(batch, 3),
+    )
     return {**out, **over}
 
 
 MODULE_CASES = [
     ("SIA chunk 0", lambda: SemanticInstanceAlignLoss("labels", chunk_size=0), ValueError, "chunk_size"),
     ("SIA threshold 2", lambda: SemanticInstanceAlignLoss("labels", threshold=2.0), ValueError, "threshold"),
-    ("SIA soft temp NaN", lambda: SemanticInstanceAlignLoss("labels", soft_temperature=NAN), ValueError,
-     "soft_temperature"),
-    ("SIA labels batch", lambda: SemanticInstanceAlignLoss("labels")(**_module_inputs(report_labels=torch.ones(3, 3))),
-     ValueError, "report_labels must have one row per pair"),
-    ("SIA embeddings batch", lambda: SemanticInstanceAlignLoss("encoder")(
-        **_module_inputs(report_embeddings=torch.ones(3, 8))), ValueError, "report_embeddings must have one row"),
-    ("SIA scale (4,)", lambda: SemanticInstanceAlignLoss(None)(**_module_inputs(logit_scale=torch.ones(4))),
-     ValueError, "logit_scale must be a scalar"),
+    (
+        "SIA soft temp NaN",
+        lambda: SemanticInstanceAlignLoss("labels", soft_temperature=NAN),
+        ValueError,
+        "soft_temperature",
+    ),
+    (
+        "SIA labels batch",
+        lambda: SemanticInstanceAlignLoss("labels")(**_module_inputs(report_labels=torch.ones(3, 3))),
+        ValueError,
+        "report_labels must have one row per pair",
+    ),
+    (
+        "SIA embeddings batch",
+        lambda: SemanticInstanceAlignLoss("encoder")(**_module_inputs(report_embeddings=torch.ones(3, 8))),
+        ValueError,
+        "report_embeddings must have one row",
+    ),
+    (
+        "SIA scale (4,)",
+        lambda: SemanticInstanceAlignLoss(None)(**_module_inputs(logit_scale=torch.ones(4))),
+        ValueError,
+        "logit_scale must be a scalar",
+    ),
     ("STA temperature NaN", lambda: SparseTokenAlignLoss(temperature=NAN), ValueError, "temperature"),
     ("STA threshold -1", lambda: SparseTokenAlignLoss(threshold=-1.0), ValueError, "threshold"),
     ("SISTA lambda NaN", lambda: SISTALoss(similarity="labels", lambda_sia=NAN), ValueError, "lambda_sia"),
     ("SISTA lambda inf", lambda: SISTALoss(similarity="labels", lambda_sta=INF), ValueError, "lambda_sta"),
     ("SISTA lambda <0", lambda: SISTALoss(similarity="labels", lambda_sta=-1.0), ValueError, "lambda_sta"),
-    ("SISTA both 0", lambda: SISTALoss(similarity="labels", lambda_sia=0, lambda_sta=0), ValueError, "not both 0"),
+    (
+        "SISTA both 0",
+        lambda: SISTALoss(similarity="labels", lambda_sia=0, lambda_sta=0),
+        ValueError,
+        "not both 0",
+    ),
     ("SISTA unknown kw", lambda: SISTALoss(similarity="labels", tau=0.1), TypeError, "tau"),
     ("SISTA sia option", lambda: SISTALoss(sia={"thresh": 0.5}), TypeError, "thresh"),
-    ("SISTA token temp", lambda: SISTALoss(similarity="labels", token_temperature=0.0), ValueError,
-     "temperature"),
-]  # fmt: skip
+    (
+        "SISTA token temp",
+        lambda: SISTALoss(similarity="labels", token_temperature=0.0),
+        ValueError,
+        "temperature",
+    ),
+]
 
 CASES = (
     [("sia", *c) for c in SIA_CASES]
