@@ -17,14 +17,14 @@ from sista_kit.losses import SparseTokenAlignLoss  # noqa: E402
 from sista_kit.losses.functional import sparse_grouped_embeddings  # noqa: E402
 
 
-def _inputs(batch, length, patches, dim, device, dtype=torch.float32, seed=0):
+def _inputs(batch, length, patches, dim, device, dtype=torch.float32, seed=0, constant_pair=True):
     """Normalised tokens with a ragged mask, a fully masked pair, constant rows and a zero word."""
     gen = torch.Generator().manual_seed(seed)
     image = F.normalize(torch.randn(batch, patches, dim, generator=gen), dim=-1)
     text = F.normalize(torch.randn(batch, length, dim, generator=gen), dim=-1)
     mask = torch.rand(batch, length, generator=gen) > 0.3
     mask[:, 0] = True
-    if batch > 1:
+    if batch > 1 and constant_pair:
         image[1] = image[1, :1].expand(patches, dim)  # all patches equal: every row constant (max == min)
         text[1, min(2, length - 1)] = 0.0  # a zero word: constant row too
     if batch > 2:
@@ -68,8 +68,11 @@ def test_matches_reference_odd_shapes(device, options):
     "shape", [(2, 9, 5, 17), (1, 3, 1, 5), (2, 5, 33, 8)], ids=["ragged", "one-patch", "P33"]
 )
 def test_ragged_tiles(device, shape):
-    """Several word tiles with a ragged last one, P and D not powers of two, a single patch."""
-    image, text, mask = _inputs(*shape, device, seed=3)
+    """Several word tiles with a ragged last one, P and D not powers of two, a single patch.
+
+    No constant-row pair here: rows constant up to rounding tie at their minimum, where top-k has no
+    unique gradient (amin's even split vs one arg-min); constant rows are covered above."""
+    image, text, mask = _inputs(*shape, device, seed=3, constant_pair=False)
     _check_against_reference(image, text, mask, atol=2e-6, sparsify="topk", k=min(3, shape[2]))
 
 
