@@ -12,40 +12,45 @@ from . import diagnostics
 from .pipeline import Ledger
 
 
-def _test_loader(checkpoint_dir: Path | None, data_root: Path, split: str, samples: int, max_length: int):
-    from torch.utils.data import DataLoader, Subset
+def _test_loader(checkpoint_dir: Path, data_root: Path, split: str, samples: int, max_length: int):
+    from sista_kit.data import load_tokenizer
+    from sista_kit.eval import split_loader
 
-    from sista_kit.data import ImageTransform, PretrainDataset, collate_pretrain, load_tokenizer
-
-    tokenizer = load_tokenizer(checkpoint_dir / "tokenizer")
-    dataset = PretrainDataset(
-        data_root, tokenizer, max_length, ImageTransform(), split=split, return_masks=True
-    )
-    subset = Subset(dataset, range(min(samples, len(dataset))))
-    return DataLoader(subset, batch_size=32, shuffle=False, collate_fn=collate_pretrain)
+    return split_loader(data_root, load_tokenizer(checkpoint_dir / "tokenizer"), split, samples, max_length)
 
 
 def fn_records(data_root: Path, profile: dict[str, Any], ledger: Ledger, out: Path) -> list[dict[str, Any]]:
-    """Precision / recall of each report-similarity provider on a random sample of pretraining reports."""
+    """AP and precision / recall (at SIA's threshold) of each report-similarity provider on a random sample
+    of pretraining reports, pairs within batch-sized blocks."""
+    import json
+
     from sista_kit.data.synthetic.export import read_manifest
 
+    from .profiles import TEXT_SIMILARITY
+
+    synthetic = "normal_fraction" in json.loads((data_root / "meta.json").read_text())
     done = out / "diagnostics" / "fn_detection.json"
     cached = ledger.cached(done, "diagnostics/fn_detection")
     if cached is None:
         rows = read_manifest(data_root, "pretrain")
-        picked = random.Random(0).sample(rows, min(profile["diagnostics"]["samples"], len(rows)))
+        size = profile["diagnostics"].get("fn_samples", profile["diagnostics"]["samples"])
+        picked = random.Random(0).sample(rows, min(size, len(rows)))
         labels = torch.tensor([r["labels"] for r in picked], dtype=torch.float32)
         found = diagnostics.fn_detection(
             [r["report"] for r in picked],
             labels,
             [r["finding_key"] for r in picked],
             [r["report"] for r in rows],
-            threshold=0.9,
+            threshold=TEXT_SIMILARITY["threshold"],
             providers=profile["diagnostics"]["providers"],
+            batch_size=profile["pretrain"]["batch_size"],
+            classes="synthetic" if synthetic else "all",
         )
         cached = ledger.record(done, "diagnostics/fn_detection", {"rows": found})
+    from .results import make_record
+
     return [
-        dict(
+        make_record(
             method=r["provider"],
             task="fn_detection",
             dataset="pretrain",
@@ -58,47 +63,60 @@ def fn_records(data_root: Path, profile: dict[str, Any], ledger: Ledger, out: Pa
     ]
 
 
+#: Methods whose word-to-patch maps the alignment figure shows (seed 0).
+FIGURE_METHODS = ("sista", "clip+sta", "gloria", "mgca", "clip")
+
+
 def method_records(
-    checkpoints: dict[str, Path],
+    checkpoints: dict[tuple[str, int], Path],
     random_model: Any,
+    seeds: int,
     data_root: Path,
     profile: dict[str, Any],
     ledger: Ledger,
     out: Path,
 ) -> tuple[list[dict[str, Any]], Path | None]:
-    """Retrieval and pointing-game grounding of each pretrained method on the test split, and a figure
-    of word-to-patch maps."""
+    """Retrieval and grounding (pointing game, hit rate at 3, with their chance levels) of every
+    checkpoint ((method, pretraining seed)) and of random init per seed, on the test split; and a figure
+    of word-to-patch maps of the seed-0 checkpoints."""
+    from sista_kit.eval import encode_split, pointing_game, retrieval_metrics
     from sista_kit.models.checkpoint import load_checkpoint
+
+    from .pipeline import config_hash
+    from .results import make_record
 
     records, encodings = [], {}
     samples = profile["diagnostics"]["samples"]
     max_length = profile["pretrain"]["max_length"]
-    any_ckpt = next(iter(checkpoints.values()))
-    models = {m: (lambda c=c: load_checkpoint(c)) for m, c in checkpoints.items()}
+    any_ckpt = checkpoints[min(checkpoints)]  # tokenizer and config of the random-init rows
+    models = {key: (lambda c=c: load_checkpoint(c)) for key, c in checkpoints.items()}
     if random_model is not None:
-        models["random"] = random_model
-    for method, build in models.items():
-        done = out / "diagnostics" / f"{method}.json"
-        cached = ledger.cached(done, f"diagnostics/{method}")
-        need_maps = method in ("sista", "sta", "gloria", "mgca", "clip")
+        models.update({("random", s): (lambda s=s: random_model(s)) for s in range(seeds)})
+    for (method, seed), build in models.items():
+        ckpt = checkpoints.get((method, seed), any_ckpt)
+        key = config_hash([str(ckpt) if method != "random" else profile["pretrain"], method, seed, samples])
+        done = out / "diagnostics" / f"{method}-s{seed}-{key}.json"
+        name = f"diagnostics/{method}/s{seed}"
+        cached = ledger.cached(done, name)
+        need_maps = seed == 0 and method in FIGURE_METHODS
         if cached is None or need_maps:
-            tok_dir = checkpoints.get(method, any_ckpt)
-            loader = _test_loader(tok_dir, data_root, "test", samples, max_length)
-            enc = diagnostics.encode_split(build(), loader, num_words=max_length)
+            loader = _test_loader(ckpt, data_root, "test", samples, max_length)
+            enc = encode_split(build(), loader, num_words=max_length)
             if need_maps:
                 encodings[method] = enc
             if cached is None:
-                metrics = {**diagnostics.retrieval(enc), **diagnostics.pointing_game(enc)}
-                cached = ledger.record(done, f"diagnostics/{method}", {"metrics": metrics})
+                retrieval = retrieval_metrics(enc["image_features"], enc["text_features"], enc["finding_key"])
+                cached = ledger.record(done, name, {"metrics": {**retrieval, **pointing_game(enc)}})
         for metric, value in cached["metrics"].items():
-            task = "grounding" if metric.startswith("pointing") else "retrieval"
+            task = "retrieval" if metric.startswith("retrieval") else "grounding"
             records.append(
-                dict(
+                make_record(
                     method=method,
                     task=task,
                     dataset="test",
                     fraction=None,
-                    seed=0,
+                    seed=seed,
+                    pretrain_seed=seed,
                     metric=metric,
                     value=float(value),
                 )

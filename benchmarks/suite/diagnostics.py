@@ -1,13 +1,16 @@
-"""Diagnostics on data with ground truth: false-negative detection, retrieval, word grounding."""
+"""Benchmark-only diagnostics: false-negative detection per provider and the word-to-patch figure.
+
+Retrieval and grounding metrics live in :mod:`sista_kit.eval`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from sista_kit.eval import word_patch_maps
 
 
 def fn_detection(
@@ -17,124 +20,28 @@ def fn_detection(
     corpus: list[str],
     threshold: float,
     providers: tuple[str, ...],
+    batch_size: int | None = None,
+    classes: str = "synthetic",
 ) -> list[dict[str, Any]]:
-    """Precision / recall / F1 of each report-similarity provider at ``threshold`` against the true
-    false negatives (pairs i != j with the same finding set)."""
-    from sista_kit.losses.functional import false_negative_masks
-    from sista_kit.similarity import (
-        EncoderSimilarity,
-        LabelSimilarity,
-        TfidfSimilarity,
-        similarity_from_embeddings,
-    )
+    """AP, and precision / recall at ``threshold`` (the one SIA uses), of each report-similarity provider
+    against the true false negatives (pairs i != j with the same finding set), with
+    :func:`sista_kit.similarity.detection`; pairs within blocks of ``batch_size`` as in pretraining."""
+    from sista_kit.similarity import build_similarity, detection
 
-    same = torch.tensor([[a == b for b in finding_keys] for a in finding_keys])
-    diagonal = torch.eye(len(finding_keys), dtype=torch.bool)
-    off_diag = ~diagonal
-    truth = same & off_diag
-    embed = {
-        "encoder": lambda: EncoderSimilarity().embed(reports),
-        "tfidf": lambda: TfidfSimilarity(corpus).embed(reports),
-        "labels": lambda: LabelSimilarity().embeddings(labels),
-    }
+    kwargs = {"tfidf": {"corpus": corpus}, "findings": {"corpus": corpus, "classes": classes}}
     rows = []
     for name in providers:
-        z = F.normalize(embed[name]().float(), dim=-1)
-        pred, _ = false_negative_masks(
-            similarity_from_embeddings(z), threshold, None, diagonal
-        )  # what SIA drops
-        tp = (pred & truth).sum().item()
-        precision = tp / max(1, pred.sum().item())
-        recall = tp / max(1, truth.sum().item())
-        f1 = 2 * precision * recall / max(1e-12, precision + recall)
+        provider = build_similarity(name, **kwargs.get(name, {}))
+        found = detection(
+            provider, labels if name == "labels" else reports, finding_keys, threshold, batch_size
+        )
         rows += [
-            dict(provider=name, metric=m, value=v)
-            for m, v in (("precision", precision), ("recall", recall), ("f1", f1))
+            dict(provider=name, metric=m, value=float(getattr(found, m)))
+            for m in ("ap", "precision", "recall", "flagged_share")
         ]
-    rows.append(
-        dict(
-            provider="truth", metric="fn_pair_share", value=truth.float().sum().item() / off_diag.sum().item()
-        )
-    )
+        truth_share = found.truth_share
+    rows.append(dict(provider="truth", metric="fn_pair_share", value=float(truth_share)))
     return rows
-
-
-@torch.no_grad()
-def encode_split(model: torch.nn.Module, loader, num_words: int) -> dict[str, Any]:
-    """Run the model over a loader of ``collate_pretrain`` batches (with masks and spans)."""
-    from sista_kit.models import TextBatch
-
-    model.eval()
-    keep: dict[str, list] = {
-        k: []
-        for k in (
-            "image_features",
-            "text_features",
-            "image_tokens",
-            "text_tokens",
-            "text_mask",
-            "masks",
-            "spans",
-            "finding_key",
-            "report",
-            "image",
-        )
-    }
-    for batch in loader:
-        out = model(batch["image"], TextBatch.from_batch(batch, num_words=num_words))
-        for key in ("image_features", "text_features", "image_tokens", "text_tokens", "text_mask"):
-            keep[key].append(out[key].float())
-        keep["masks"].append(batch["masks"])
-        keep["image"].append(batch["image"])
-        for key in ("spans", "finding_key", "report"):
-            keep[key] += batch[key]
-    return {k: (torch.cat(v) if v and isinstance(v[0], Tensor) else v) for k, v in keep.items()}
-
-
-def retrieval(enc: dict[str, Any]) -> dict[str, float]:
-    """Image -> report retrieval: R@1 / R@5 of the paired report, and R@1 of any report with the same
-    finding set (what a radiologist would accept)."""
-    sim = F.normalize(enc["image_features"], dim=-1) @ F.normalize(enc["text_features"], dim=-1).T
-    rank = (sim > sim.diagonal()[:, None]).sum(1)
-    top1 = sim.argmax(1)
-    keys = enc["finding_key"]
-    same_findings = torch.tensor(
-        [keys[i] == keys[int(j)] for i, j in enumerate(top1.tolist())], dtype=torch.float
-    )
-    return {
-        "retrieval_r1": (rank < 1).float().mean().item(),
-        "retrieval_r5": (rank < 5).float().mean().item(),
-        "retrieval_r1_same_findings": same_findings.mean().item(),
-    }
-
-
-def word_patch_maps(enc: dict[str, Any]) -> Tensor:
-    """Cosine word-patch similarity (N, L, P): the map every method's token alignment starts from."""
-    return F.normalize(enc["text_tokens"], dim=-1) @ F.normalize(enc["image_tokens"], dim=-1).transpose(1, 2)
-
-
-def pointing_game(enc: dict[str, Any]) -> dict[str, float]:
-    """Share of finding words whose most similar patch overlaps that finding's ground-truth mask,
-    and the chance level (mean share of patches overlapping the mask)."""
-    maps = word_patch_maps(enc)
-    num_patches = maps.shape[-1]
-    grid = int(round(num_patches**0.5))
-    masks = enc["masks"].float()  # (N, K, H, W)
-    patch_masks = F.adaptive_max_pool2d(masks, grid).flatten(2) > 0  # (N, K, P)
-    hits, chance, total = 0.0, 0.0, 0
-    for i, spans in enumerate(enc["spans"]):
-        for finding, first, end in spans:
-            region = patch_masks[i, finding]
-            if not region.any():
-                continue
-            words = [w for w in range(first, end) if w < maps.shape[1] and enc["text_mask"][i, w]]
-            for w in words:
-                hits += float(region[maps[i, w].argmax()])
-                chance += region.float().mean().item()
-                total += 1
-    if total == 0:
-        return {}
-    return {"pointing_game": hits / total, "pointing_game_chance": chance / total}
 
 
 def alignment_figure(encodings: dict[str, dict[str, Any]], out_path: Path, samples: int = 3) -> Path | None:

@@ -1,14 +1,17 @@
-"""The benchmark's work: data -> pretraining per method -> transfer per task/fraction/seed -> diagnostics.
+"""The benchmark's work: data -> pretraining per method and seed -> transfer per task/fraction -> diagnostics.
 
 Every unit of work leaves a ``result.json`` when it finishes; a re-run (``--resume``) skips those, and
-pretraining is cached by a hash of its configuration, so added methods or tasks reuse what exists.
+pretraining is cached by a hash of its configuration, so added methods or tasks reuse what exists. Units
+are independent, so :func:`run_units` runs them in several processes (one thread each) when asked.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,18 @@ from .profiles import METHODS
 def config_hash(obj: Any) -> str:
     """Short stable hash of a JSON-able configuration."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON so that a reader sees the old file or the complete new one (unique temp name)."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(payload, fh, indent=1, default=str)
+    os.replace(tmp, path)
 
 
 @dataclass
@@ -39,14 +54,48 @@ class Ledger:
             return payload
         return None
 
-    def record(self, path: Path, name: str, payload: dict[str, Any]) -> dict[str, Any]:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(payload, indent=1))
-        tmp.replace(path)  # a unit counts as done only once its result is complete on disk
+    def ran_unit(self, name: str, payload: dict[str, Any]) -> dict[str, Any]:
         self.ran.append(name)
         self.unit_wall_s += float(payload.get("wall_s", 0.0))
         return payload
+
+    def record(self, path: Path, name: str, payload: dict[str, Any]) -> dict[str, Any]:
+        write_json_atomic(path, payload)  # a unit counts as done only once its result is complete on disk
+        return self.ran_unit(name, payload)
+
+
+def _worker_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def run_units(
+    fn: Callable[..., dict[str, Any]], jobs: list[tuple], workers: int, desc: str
+) -> Iterable[tuple[tuple, dict[str, Any]]]:
+    """Run ``fn(*job)`` for every job, in ``workers`` processes (inline for 1), yielding (job, result) as
+    they finish, with a progress bar."""
+    from tqdm.auto import tqdm
+
+    if not jobs:
+        return
+    bar = tqdm(total=len(jobs), desc=desc, unit="run")
+    if workers <= 1 or len(jobs) == 1:
+        for job in jobs:
+            yield job, fn(*job)
+            bar.update()
+        bar.close()
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx, initializer=_worker_init) as pool:
+        futures = {pool.submit(fn, *job): job for job in jobs}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+            bar.update()
+    bar.close()
 
 
 def prepare_data(data: str, profile: dict[str, Any], out: Path) -> Path:
@@ -77,53 +126,61 @@ def image_size_of(data_root: Path) -> int:
     return int(json.loads(meta.read_text())["image_size"])
 
 
-def pretrain_method(
-    method: str, profile: dict[str, Any], data_root: Path, out: Path, device: str, ledger: Ledger
-) -> Path:
-    """Pretrain ``method`` (cached by its configuration hash); returns its checkpoint folder."""
-    from sista_kit.train import PretrainConfig, pretrain
-
+def pretrain_config(method: str, seed: int, profile: dict[str, Any], data_root: Path, device: str) -> dict:
+    """The pretraining configuration of one (method, pretraining seed): model init and data order vary
+    with the seed, the dataset does not."""
     spec = METHODS[method]
-    cfg = dict(
+    loss_kwargs = json.loads(json.dumps(spec["loss_kwargs"]))
+    synthetic = "normal_fraction" in json.loads((data_root / "meta.json").read_text())
+    if loss_kwargs.get("similarity") == "findings" and not synthetic:
+        loss_kwargs["similarity_kwargs"] = {**loss_kwargs.get("similarity_kwargs", {}), "classes": "all"}
+    return dict(
         profile["pretrain"],
         loss=spec["loss"],
-        loss_kwargs=spec["loss_kwargs"],
+        loss_kwargs=loss_kwargs,
         data=str(data_root),
         image_size=image_size_of(data_root),
         device=device,
-        seed=0,
+        seed=int(seed),
         workers=0,
     )
-    name = f"{method}-{config_hash(cfg)}"
-    done = out / "pretrain" / name / "result.json"
-    cached = ledger.cached(done, f"pretrain/{method}")
-    if cached is not None:
-        return Path(cached["checkpoint"])
-    run_dir = out / "pretrain" / name
-    resume = (
-        "latest" if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()) else None
-    )
+
+
+def pretrain_dir(out: Path, method: str, seed: int, cfg: dict[str, Any]) -> Path:
+    return out / "pretrain" / f"{method}-s{seed}-{config_hash(cfg)}"
+
+
+def pretrain_unit(method: str, seed: int, cfg: dict[str, Any], run_dir: str) -> dict[str, Any]:
+    """Pretrain one (method, seed) into ``run_dir`` (resuming its last checkpoint); returns its record."""
+    from sista_kit.train import PretrainConfig, pretrain
+
+    run_dir_p = Path(run_dir)
+    ckpts = run_dir_p / "checkpoints"
+    resume = "latest" if ckpts.is_dir() and any(ckpts.iterdir()) else None
     start = time.perf_counter()
     checkpoint = pretrain(
         PretrainConfig.from_dict(
             dict(
                 cfg,
-                logs=str(out / "pretrain"),
-                name=name,
+                logs=str(run_dir_p.parent),
+                name=run_dir_p.name,
                 resume=resume,
-                progress=True,
+                progress=False,
                 save_frequency=1,
                 keep_checkpoints=1,
             )
         )
     )
-    wall = time.perf_counter() - start
-    ledger.record(
-        done,
-        f"pretrain/{method}",
-        {"method": method, "checkpoint": str(checkpoint), "config": cfg, "wall_s": round(wall, 1)},
-    )
-    return Path(checkpoint)
+    payload = {
+        "method": method,
+        "pretrain_seed": seed,
+        "checkpoint": str(checkpoint),
+        "run_dir": str(run_dir_p),
+        "config": cfg,
+        "wall_s": round(time.perf_counter() - start, 1),
+    }
+    write_json_atomic(run_dir_p / "result.json", payload)
+    return payload
 
 
 def random_arch(profile: dict[str, Any], data_root: Path) -> str:
@@ -139,51 +196,98 @@ def random_arch(profile: dict[str, Any], data_root: Path) -> str:
 HEADLINE = {"cls": ("auroc",), "seg": ("mDice_fg",), "det": ("mgca_bbox_mAP", "coco_bbox_mAP")}
 
 
-def transfer(
+def target_classes(task: str, profile: dict[str, Any], data_root: Path) -> list[str]:
+    """The classes a task's label subsets must hold positives of: every class for cls, the target for
+    seg (background excluded) and det."""
+    meta = json.loads((data_root / "meta.json").read_text())
+    classes = list((meta.get("targets") or {}).get(task) or ())  # a prepared real dataset's own targets
+    if task == "cls":
+        return classes or list(meta["class_names"])
+    classes = classes or list(profile[task].get("classes") or ())
+    return classes[1:] if task == "seg" else classes
+
+
+def subset_info(task: str, fraction: float, seed: int, profile: dict[str, Any], data_root: Path) -> dict:
+    """``n_train`` and ``n_pos`` of the label subset a transfer trains on (the runners select it the same
+    way: :func:`sista_kit.downstream.fractions.select_fraction` with the task's labels)."""
+    from sista_kit.downstream.fractions import manifest_labels, select_fraction, subset_counts
+
+    ids = (data_root / "splits" / "train.txt").read_text().split()
+    labels = manifest_labels(data_root, ids, target_classes(task, profile, data_root))
+    chosen = set(select_fraction(ids, fraction, seed, labels=labels))
+    return subset_counts(labels[[i for i, s in enumerate(ids) if s in chosen]])
+
+
+def transfer_options(
+    task: str, profile: dict[str, Any], n_train: int, data_root: Path | None = None
+) -> dict[str, Any]:
+    """The runner options of a task: a schedule in epochs becomes iterations over the subset; seg / det
+    classes come from the dataset folder's ``meta.json`` targets when it names them."""
+    options = dict(profile[task])
+    if data_root is not None and task in ("seg", "det"):
+        targets = (json.loads((data_root / "meta.json").read_text()).get("targets") or {}).get(task)
+        if targets:
+            options["classes"] = tuple(targets)
+    epochs = options.pop("epochs", None)
+    low, high = options.pop("min_iters", 1), options.pop("max_iters", None)
+    if epochs is not None:
+        iters = math.ceil(epochs * n_train / options.get("batch_size", 8))
+        options["iters"] = int(min(max(iters, low), high or iters))
+    return options
+
+
+def transfer_unit(
+    method: str,
+    task: str,
+    fraction: float,
+    seed: int,
+    pretrain_seed: int,
+    checkpoint: str,
+    arch: str | None,
+    options: dict[str, Any],
+    counts: dict[str, int],
+    data_root: str,
+    unit: str,
+    device: str,
+) -> dict[str, Any]:
+    """One transfer run; writes and returns its record."""
+    from sista_kit.downstream import run_cls, run_det, run_seg
+
+    kwargs = dict(
+        options, data_root=data_root, fraction=fraction, seed=seed, out=f"{unit}/work", device=device
+    )
+    kwargs["progress"] = False
+    if checkpoint == "random":
+        kwargs["arch"] = arch
+    start = time.perf_counter()
+    runner = {"cls": run_cls, "seg": run_seg, "det": run_det}[task]
+    metrics = runner(checkpoint, **kwargs)
+    payload = {
+        "method": method,
+        "task": task,
+        "fraction": fraction,
+        "seed": seed,
+        "pretrain_seed": pretrain_seed,
+        **counts,
+        "iters": kwargs.get("iters"),
+        "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+        "wall_s": round(time.perf_counter() - start, 1),
+    }
+    write_json_atomic(Path(unit) / "result.json", payload)
+    return payload
+
+
+def transfer_dir(
+    out: Path,
     method: str,
     task: str,
     fraction: float,
     seed: int,
     checkpoint: str,
     arch: str | None,
-    profile: dict[str, Any],
+    options: dict[str, Any],
     data_root: Path,
-    out: Path,
-    device: str,
-    ledger: Ledger,
-) -> dict[str, float]:
-    """One transfer run; returns its metrics (reused when its result.json exists)."""
-    from sista_kit.downstream import run_cls, run_det, run_seg
-
+) -> Path:
     # keyed by the transfer settings and the checkpoint too: changed settings never reuse stale results
-    settings = config_hash(
-        [profile[task], checkpoint, arch if checkpoint == "random" else None, str(data_root)]
-    )
-    unit = out / "transfer" / method / task / settings / f"f{fraction:g}-s{seed}"
-    name = f"transfer/{method}/{task}/{fraction:g}/{seed}"
-    cached = ledger.cached(unit / "result.json", name)
-    if cached is not None:
-        return cached["metrics"]
-    options = dict(
-        profile[task],
-        data_root=str(data_root),
-        fraction=fraction,
-        seed=seed,
-        out=str(unit / "work"),
-        device=device,
-        progress=False,
-    )
-    if checkpoint == "random":
-        options["arch"] = arch
-    start = time.perf_counter()
-    runner = {"cls": run_cls, "seg": run_seg, "det": run_det}[task]
-    metrics = runner(checkpoint, **options)
-    payload = {
-        "method": method,
-        "task": task,
-        "fraction": fraction,
-        "seed": seed,
-        "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
-        "wall_s": round(time.perf_counter() - start, 1),
-    }
-    return ledger.record(unit / "result.json", name, payload)["metrics"]
+    settings = config_hash([options, checkpoint, arch if checkpoint == "random" else None, str(data_root)])
+    return out / "transfer" / method / task / settings / f"f{fraction:g}-s{seed}"

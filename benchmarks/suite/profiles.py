@@ -5,26 +5,48 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-#: Every method and the loss it pretrains with (``random`` is not pretrained).
-#: SIA reads finding-label similarity: on the embedded data the text providers find few false
-#: negatives (see the diagnostics table), as the general-domain sentence encoder is not made for reports.
+#: Report-similarity provider of SIA and SISTA: the negation-aware finding labeler on the report text
+#: (``findings``). Its threshold, 0.9, was fixed before any benchmark run on development reports only
+#: (even-indexed IU reports and generator text; docs/similarity.md); no test split informed it. On the
+#: embedded data the observations are the generator's seven findings (``classes="synthetic"``); the
+#: pipeline uses every observation (``"all"``) on other data.
+TEXT_SIMILARITY: dict[str, Any] = {
+    "similarity": "findings",
+    "threshold": 0.9,
+    "similarity_kwargs": {"classes": "synthetic"},
+}
+
+#: Every method and the loss it pretrains with (``random`` is not pretrained). ``oracle`` marks a method
+#: that reads ground truth (the generator's finding sets): an upper bound, not a comparable method.
 METHODS: dict[str, dict[str, Any] | None] = {
-    "sista": {"loss": "sista", "loss_kwargs": {"similarity": "labels"}},
-    "sia": {"loss": "sia", "loss_kwargs": {"similarity": "labels"}},
-    "sta": {"loss": "sta", "loss_kwargs": {}},
+    "sista": {"loss": "sista", "loss_kwargs": dict(TEXT_SIMILARITY)},
+    "sia": {"loss": "sia", "loss_kwargs": dict(TEXT_SIMILARITY)},
+    "clip+sta": {"loss": "sista", "loss_kwargs": {"similarity": None}},  # SISTA without false negatives
     "clip": {"loss": "clip", "loss_kwargs": {}},
     "convirt": {"loss": "convirt", "loss_kwargs": {}},
     "gloria": {"loss": "gloria", "loss_kwargs": {}},
     "mgca": {"loss": "mgca", "loss_kwargs": {"num_prototypes": 64}},
+    "sia-oracle": {"loss": "sia", "loss_kwargs": {"similarity": "labels"}, "oracle": True},
     "random": None,
 }
+#: How tables name a method (the oracle is labelled as the upper bound it is).
+DISPLAY_NAMES = {"sia-oracle": "sia-oracle (ground-truth labels: upper bound)"}
 TASKS = ("cls", "seg", "det")
 
 # Segmentation and detection of one finding, as SIIM (pneumothorax masks) and RSNA (pneumonia boxes)
-# are used in the field, with the encoder frozen (MGCA's protocol) and the head trained at lr 1e-3.
-# On the embedded data the target is pleural effusion: the thin or small findings (pneumothorax,
-# nodule, consolidation) do not learn within a CPU-sized schedule of 60 iterations.
-SEG_TARGET = {"classes": ("background", "effusion"), "frozen": True, "lr": 1e-3}
+# are used in the field, with the encoder frozen (MGCA's protocol). The schedule is in epochs over the
+# label subset (iterations = epochs x n_train / batch, within [min_iters, max_iters]); segmentation
+# trains with class-weighted cross-entropy + Dice (effusion covers ~2 % of the pixels).
+SEG_LOSS = [
+    dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=1.0, class_weight=[1.0, 10.0]),
+    dict(type="DiceLoss", loss_weight=1.0),
+]
+SEG_TARGET = {
+    "classes": ("background", "effusion"),
+    "frozen": True,
+    "lr": 1e-3,
+    "options": {"model.decode_head.loss_decode": SEG_LOSS},
+}
 DET_TARGET = {"classes": ("effusion",), "frozen": True, "lr": 1e-3}
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -39,34 +61,41 @@ PROFILES: dict[str, dict[str, Any]] = {
             "warmup": 2,
             "max_length": 64,
             "vocab_size": 500,
-            "val_split": None,
+            "val_split": "val",
+            "log_every_n_steps": 2,
         },
+        "pretrain_seeds": 1,
         "fractions": (0.1, 1.0),
-        "seeds": {"cls": 1, "seg": 1, "det": 1},
         "cls": {"iters": 50},
-        "seg": {"iters": 4, "batch_size": 4, **SEG_TARGET},
-        "det": {"iters": 4, "batch_size": 4, **DET_TARGET},
-        "diagnostics": {"samples": 48, "providers": ("tfidf", "labels")},
+        "seg": {"epochs": 1, "min_iters": 2, "max_iters": 4, "batch_size": 4, **SEG_TARGET},
+        "det": {"epochs": 1, "min_iters": 2, "max_iters": 4, "batch_size": 4, **DET_TARGET},
+        "diagnostics": {"samples": 48, "providers": ("tfidf", "labels", "findings")},
     },
-    # The main job on this CPU: under 20 minutes, every method, three label fractions.
+    # The main job on this CPU (both cores): every method, 3 pretraining seeds, three label fractions.
     "default": {
         "data": {"num_samples": 3000, "image_size": 64, "seed": 0},
         "pretrain": {
             "model": "sista-tiny",
-            "epochs": 3,
+            "epochs": 6,
             "batch_size": 64,
             "lr": 1e-3,
-            "warmup": 10,
+            "warmup": 20,
             "max_length": 96,
             "vocab_size": 2000,
-            "val_split": None,
+            "precision": "amp_bf16",  # 2x on this CPU (avx512_bf16) against fp32
+            "val_split": "val",
+            "log_every_n_steps": 4,
         },
+        "pretrain_seeds": 3,
         "fractions": (0.01, 0.1, 1.0),
-        "seeds": {"cls": 3, "seg": 1, "det": 1},
         "cls": {"iters": 300},
-        "seg": {"iters": 60, "batch_size": 8, **SEG_TARGET},
-        "det": {"iters": 60, "batch_size": 8, **DET_TARGET},
-        "diagnostics": {"samples": 256, "providers": ("encoder", "tfidf", "labels")},
+        "seg": {"epochs": 4, "min_iters": 30, "max_iters": 100, "batch_size": 8, **SEG_TARGET},
+        "det": {"epochs": 4, "min_iters": 30, "max_iters": 100, "batch_size": 8, **DET_TARGET},
+        "diagnostics": {
+            "samples": 256,
+            "fn_samples": 1024,
+            "providers": ("encoder", "tfidf", "labels", "findings"),
+        },
     },
     # Paper scale, for a GPU machine and real data (pass --data with a dataset folder).
     "paper": {
@@ -82,12 +111,12 @@ PROFILES: dict[str, dict[str, Any]] = {
             "precision": "amp",
             "val_split": "val",
         },
+        "pretrain_seeds": 3,
         "fractions": (0.01, 0.1, 1.0),
-        "seeds": {"cls": 3, "seg": 3, "det": 3},
         "cls": {"iters": 2000},
-        "seg": {"iters": 4000, "batch_size": 16},
-        "det": {"iters": 4000, "batch_size": 16},
-        "diagnostics": {"samples": 1024, "providers": ("encoder", "tfidf", "labels")},
+        "seg": {"epochs": 50, "min_iters": 500, "max_iters": 20000, "batch_size": 16},
+        "det": {"epochs": 50, "min_iters": 500, "max_iters": 20000, "batch_size": 16},
+        "diagnostics": {"samples": 1024, "providers": ("encoder", "tfidf", "labels", "findings")},
     },
 }
 

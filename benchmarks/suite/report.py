@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+from .stats import Estimate, paired_difference, replicate_values, summarise
 
 #: Metrics where lower is better (all others: higher is better).
 LOWER_IS_BETTER = {"loss"}
 
 
-def _summary(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+def _display(method: str) -> str:
+    from .profiles import DISPLAY_NAMES
+
+    return DISPLAY_NAMES.get(method, method)
 
 
-def aggregate(records: list[dict[str, Any]]) -> dict[tuple, dict[str, dict[Any, tuple[float, float, int]]]]:
-    """{(task, dataset, metric): {method: {fraction: (mean, std, n_seeds)}}}."""
-    grouped: dict[tuple, dict[str, dict[Any, list[float]]]] = defaultdict(
-        lambda: defaultdict(lambda: defaultdict(list))
-    )
-    for r in records:
-        grouped[(r["task"], r["dataset"], r["metric"])][r["method"]][r["fraction"]].append(float(r["value"]))
+def aggregate(records: list[dict[str, Any]]) -> dict[tuple, dict[str, dict[Any, Estimate]]]:
+    """{(task, dataset, metric): {method: {fraction: mean ± 95 % interval over pretraining seeds}}}."""
     return {
-        key: {m: {f: (*_summary(v), len(v)) for f, v in by_f.items()} for m, by_f in by_method.items()}
-        for key, by_method in grouped.items()
+        key: {m: {f: summarise(units) for f, units in by_f.items()} for m, by_f in by_method.items()}
+        for key, by_method in replicate_values(records).items()
     }
 
 
@@ -32,62 +30,161 @@ def _fraction_label(fraction: Any) -> str:
     return "-" if fraction is None else f"{100 * fraction:g}%"
 
 
-def _cell(mean: float, std: float, n: int, decimals: int, best: bool) -> str:
-    text = f"{mean:.{decimals}f} ± {std:.{decimals}f}" if n > 1 else f"{mean:.{decimals}f}"
+def _decimals(values: list[float]) -> int:
+    return 3 if values and max(abs(v) for v in values) <= 1.0 else 2
+
+
+def _cell(e: Estimate, decimals: int, best: bool) -> str:
+    text = f"{e.mean:.{decimals}f}" if e.n < 2 else f"{e.mean:.{decimals}f} ± {e.half_width:.{decimals}f}"
     return f"**{text}**" if best else text
 
 
 def _table(
-    title: str,
-    columns: list[str],
-    rows: dict[str, list[tuple[float, float, int] | None]],
-    lower_is_better: list[bool],
+    title: str, columns: list[str], rows: dict[str, list[Estimate | None]], lower_is_better: list[bool]
 ) -> list[str]:
     """A Markdown table; per column the best mean is bold unless every row ties."""
-    values = [v for cells in rows.values() for v in cells if v is not None]
-    decimals = 3 if values and max(abs(v[0]) for v in values) <= 1.0 else 2
+    decimals = _decimals([v.mean for cells in rows.values() for v in cells if v is not None])
     lines = [f"### {title}", "", "| method | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     best = []
     for c, lower in enumerate(lower_is_better):
-        means = [round(cells[c][0], decimals) for cells in rows.values() if cells[c] is not None]
+        means = [round(cells[c].mean, decimals) for cells in rows.values() if cells[c] is not None]
         best.append(None if len(set(means)) <= 1 else (min(means) if lower else max(means)))
     for method, cells in rows.items():
         shown = [
             ""
             if cell is None
-            else _cell(*cell, decimals, best[c] is not None and round(cell[0], decimals) == best[c])
+            else _cell(cell, decimals, best[c] is not None and round(cell.mean, decimals) == best[c])
             for c, cell in enumerate(cells)
         ]
-        lines.append(f"| {method} | " + " | ".join(shown) + " |")
+        lines.append(f"| {_display(method)} | " + " | ".join(shown) + " |")
     return lines + [""]
+
+
+def _ordered(methods, method_order: list[str]) -> list[str]:
+    return [m for m in method_order if m in methods] + sorted(set(methods) - set(method_order))
+
+
+def _subset_line(records: list[dict[str, Any]], task: str, fractions: list[float]) -> str:
+    """Label-subset sizes of a task: n_train and the fewest positives of any target class, per fraction."""
+    parts = []
+    for f in fractions:
+        rows = [
+            r for r in records if r["task"] == task and r["fraction"] == f and r.get("n_train") is not None
+        ]
+        if rows:
+            n = sorted({r["n_train"] for r in rows})
+            pos = min(r["n_pos"] for r in rows)
+            size = f"{n[0]}" if len(n) == 1 else f"{n[0]}-{n[-1]}"
+            parts.append(f"{_fraction_label(f)}: n_train {size}, n_pos >= {pos}")
+    return ("Label subsets (" + "; ".join(parts) + ").\n") if parts else ""
 
 
 def markdown_tables(records: list[dict[str, Any]], method_order: list[str]) -> str:
     """Transfer: one table per (task, dataset, metric), methods x label fractions. Diagnostics (no
-    fraction): one table per (task, dataset), methods x metrics. Mean ± std over seeds, best in bold."""
+    fraction): one table per (task, dataset), methods x metrics. Mean ± 95 % interval over pretraining
+    seeds (just the mean with one seed), best mean in bold."""
     agg = aggregate(records)
-
-    def ordered(methods) -> list[str]:
-        return [m for m in method_order if m in methods] + sorted(set(methods) - set(method_order))
-
     lines: list[str] = []
-    diagnostics: dict[tuple[str, str], dict[str, dict[str, tuple[float, float, int]]]] = defaultdict(dict)
+    diagnostics: dict[tuple[str, str], dict[str, dict[str, Estimate]]] = defaultdict(dict)
     for (task, dataset, metric), by_method in sorted(agg.items()):
         fractions = sorted({f for cells in by_method.values() for f in cells if f is not None})
         if not fractions:
             for method, cells in by_method.items():
                 diagnostics[(task, dataset)].setdefault(method, {})[metric] = cells[None]
             continue
-        rows = {m: [by_method[m].get(f) for f in fractions] for m in ordered(by_method)}
+        rows = {m: [by_method[m].get(f) for f in fractions] for m in _ordered(by_method, method_order)}
         lower = [metric in LOWER_IS_BETTER] * len(fractions)
         lines += _table(
             f"{task} / {dataset} / {metric}", [_fraction_label(f) for f in fractions], rows, lower
         )
+        subsets = _subset_line(records, task, fractions)
+        if subsets:
+            lines += [subsets]
     for (task, dataset), by_method in sorted(diagnostics.items()):
         metrics = sorted({k for cells in by_method.values() for k in cells})
-        rows = {m: [by_method[m].get(k) for k in metrics] for m in ordered(by_method)}
+        rows = {m: [by_method[m].get(k) for k in metrics] for m in _ordered(by_method, method_order)}
         lines += _table(f"{task} / {dataset}", metrics, rows, [k in LOWER_IS_BETTER for k in metrics])
     return "\n".join(lines)
+
+
+def paired_tables(records: list[dict[str, Any]], method_order: list[str], reference: str = "sista") -> str:
+    """For every (task, dataset, metric): ``reference`` minus each other method, paired by pretraining seed
+    and label subset, mean [95 % interval]; **bold** where the interval excludes 0."""
+    lines: list[str] = []
+    for (task, dataset, metric), by_method in sorted(replicate_values(records).items()):
+        if reference not in by_method:
+            continue
+        columns = sorted({f for cells in by_method.values() for f in cells}, key=lambda f: (f is None, f))
+        others = [m for m in _ordered(by_method, method_order) if m != reference]
+        table = []
+        for other in others:
+            cells = []
+            for f in columns:
+                a, b = by_method[reference].get(f), by_method[other].get(f)
+                d = paired_difference(a, b) if a and b else None
+                cells.append(d)
+            table.append((other, cells))
+        values = [d.mean for _, cells in table for d in cells if d is not None]
+        if not values:
+            continue
+        dec = _decimals(values)
+        lines += [
+            f"### {reference} − method: {task} / {dataset} / {metric}",
+            "",
+            "| method | " + " | ".join(_fraction_label(f) for f in columns) + " |",
+            "|---|" + "---|" * len(columns),
+        ]
+        for other, cells in table:
+            shown = []
+            for d in cells:
+                if d is None:
+                    shown.append("")
+                elif d.n < 2:
+                    shown.append(f"{d.mean:+.{dec}f}")
+                else:
+                    text = f"{d.mean:+.{dec}f} [{d.low:+.{dec}f}, {d.high:+.{dec}f}]"
+                    shown.append(f"**{text}**" if d.excludes_zero else text)
+            lines.append(f"| {_display(other)} | " + " | ".join(shown) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def claims(records: list[dict[str, Any]], reference: str = "sista") -> list[str]:
+    """Sentences for every paired difference whose 95 % interval excludes 0 (wins and losses alike)."""
+    out = []
+    for (task, dataset, metric), by_method in sorted(replicate_values(records).items()):
+        if reference not in by_method:
+            continue
+        for other, cells in by_method.items():
+            if other == reference:
+                continue
+            for f, units in sorted(cells.items(), key=lambda kv: (kv[0] is None, kv[0])):
+                ref = by_method[reference].get(f)
+                d = paired_difference(ref, units) if ref else None
+                if d is not None and d.excludes_zero:
+                    word = "above" if d.mean > 0 else "below"
+                    out.append(
+                        f"{task} {metric} ({dataset}) at {_fraction_label(f)}: {reference} is {word} "
+                        f"{_display(other)} by {abs(d.mean):.3g} "
+                        f"(95 % interval {d.low:+.3g} to {d.high:+.3g}, {d.n} seeds)"
+                    )
+    return out
+
+
+def markdown_report(records: list[dict[str, Any]], method_order: list[str]) -> str:
+    """The tables of results.md: intervals, paired differences, and the claims they support."""
+    found = claims(records)
+    summary = ["## What is beyond noise", ""]
+    summary += [f"- {c}" for c in found] or [
+        "- No paired difference of SISTA has an interval that excludes 0."
+    ]
+    return (
+        "\n".join(summary)
+        + "\n\n## Results (mean ± 95 % interval over pretraining seeds)\n\n"
+        + markdown_tables(records, method_order)
+        + "\n## Paired differences (SISTA − method, same pretraining seed and label subset)\n\n"
+        + paired_tables(records, method_order)
+    )
 
 
 def plot_fraction_curves(
@@ -114,28 +211,94 @@ def plot_fraction_curves(
         for method in [m for m in method_order if m in by_method] + sorted(
             set(by_method) - set(method_order)
         ):
-            points = sorted((f, *s) for f, s in by_method[method].items() if f is not None)
+            points = sorted((f, e.mean, e.half_width) for f, e in by_method[method].items() if f is not None)
             if not points:
                 continue
-            xs, means, stds = [100 * p[0] for p in points], [p[1] for p in points], [p[2] for p in points]
+            xs, means = [100 * p[0] for p in points], [p[1] for p in points]
+            stds = [0.0 if p[2] != p[2] else p[2] for p in points]  # one seed: no interval
             ax.errorbar(
                 xs,
                 means,
                 yerr=stds,
                 marker="o",
                 capsize=3,
-                label=method,
+                label=_display(method),
                 color=colors.get(method),
                 linewidth=2.2 if method == "sista" else 1.3,
             )
         ax.set_xscale("log")
         ax.set_xlabel("labelled training data (%)")
-        ax.set_ylabel(metric)
+        ax.set_ylabel(f"{metric} (mean, 95 % interval)")
         ax.set_title(f"{task}: {metric} ({dataset})", fontsize=10)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=120)
+    plt.close(fig)
+    return out_path
+
+
+def _curve(rows: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    pts = [
+        (r["step"], r[key])
+        for r in rows
+        if isinstance(r.get(key), float) and isinstance(r.get("step"), float)
+    ]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def _train_loss(row: dict[str, Any]) -> dict[str, Any]:
+    """open_clip logs each loss term and their sum ``loss``; older logs only the terms."""
+    if "loss" not in row:
+        terms = [v for k, v in row.items() if k.endswith("_loss") and isinstance(v, float)]
+        row = dict(row, loss=sum(terms)) if terms else row
+    return row
+
+
+def plot_pretrain_curves(
+    run_dirs: dict[tuple[str, int], Path], method_order: list[str], out_path: Path
+) -> Path | None:
+    """Learning curves per method: training loss and held-out image->report R@1 against step; the line is
+    the mean over pretraining seeds, the band their range."""
+    import matplotlib
+    import numpy as np
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sista_kit.train.logs import read_csv
+
+    logs: dict[str, list[tuple[list[dict], list[dict]]]] = defaultdict(list)
+    for (method, _seed), run_dir in sorted(run_dirs.items()):
+        train, held = run_dir / "train.csv", run_dir / "heldout.csv"
+        if train.is_file():
+            logs[method].append(
+                ([_train_loss(r) for r in read_csv(train)], read_csv(held) if held.is_file() else [])
+            )
+    if not logs:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    colors = dict(zip(method_order, plt.get_cmap("tab10").colors, strict=False))
+    for method in _ordered(logs, method_order):
+        for ax, which, key in ((axes[0], 0, "loss"), (axes[1], 1, "retrieval_r1")):
+            curves = [_curve(runs[which], key) for runs in logs[method]]
+            curves = [c for c in curves if c[0]]
+            if not curves:
+                continue
+            n = min(len(c[0]) for c in curves)
+            xs = np.asarray(curves[0][0][:n])
+            ys = np.asarray([c[1][:n] for c in curves])
+            color = colors.get(method)
+            ax.plot(xs, ys.mean(0), label=_display(method), color=color, lw=2.2 if method == "sista" else 1.3)
+            if len(curves) > 1:
+                ax.fill_between(xs, ys.min(0), ys.max(0), color=color, alpha=0.15)
+    axes[0].set(xlabel="optimizer step", ylabel="training loss (sum of terms)", title="pretraining loss")
+    axes[1].set(xlabel="optimizer step", ylabel="R@1", title="held-out image -> report R@1 (val split)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out_path, dpi=120)
     plt.close(fig)

@@ -9,16 +9,31 @@ from pathlib import Path
 from typing import Any
 
 #: Field -> accepted Python types. ``fraction`` is None for rows that are not about a label fraction
-#: (pretraining diagnostics such as retrieval or false-negative detection).
+#: (pretraining diagnostics such as retrieval or false-negative detection). ``pretrain_seed`` names the
+#: pretraining replicate (None for rows without one, e.g. provider diagnostics); ``seed`` the transfer seed
+#: (label subset and head initialisation). ``n_train`` / ``n_pos``: studies in the label subset and the
+#: fewest positives of any target class in it (transfer rows only).
 RECORD_FIELDS: dict[str, tuple[type, ...]] = {
     "method": (str,),
     "task": (str,),
     "dataset": (str,),
     "fraction": (float, int, type(None)),
     "seed": (int,),
+    "pretrain_seed": (int, type(None)),
+    "n_train": (int, type(None)),
+    "n_pos": (int, type(None)),
     "metric": (str,),
     "value": (float, int),
 }
+#: Fields a record may leave out: they default to None.
+OPTIONAL_FIELDS = ("pretrain_seed", "n_train", "n_pos")
+
+
+def make_record(**fields: Any) -> dict[str, Any]:
+    """A record with the optional fields filled in (None), validated."""
+    record = {**dict.fromkeys(OPTIONAL_FIELDS), **fields}
+    validate_record(record)
+    return record
 
 
 def validate_record(record: dict[str, Any]) -> None:
@@ -39,7 +54,15 @@ def write_records(records: list[dict[str, Any]], out_dir: Path) -> None:
     """Write ``results.json`` and ``results.csv`` (validated, stable order)."""
     for record in records:
         validate_record(record)
-    key = lambda r: (r["task"], r["dataset"], r["metric"], r["method"], r["fraction"] or 0.0, r["seed"])  # noqa: E731
+    key = lambda r: (  # noqa: E731
+        r["task"],
+        r["dataset"],
+        r["metric"],
+        r["method"],
+        r["fraction"] or 0.0,
+        -1 if r["pretrain_seed"] is None else r["pretrain_seed"],
+        r["seed"],
+    )
     records = sorted(records, key=key)
     (out_dir / "results.json").write_text(json.dumps(records, indent=1))
     with open(out_dir / "results.csv", "w", newline="") as f:

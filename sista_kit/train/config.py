@@ -26,7 +26,8 @@ class PretrainConfig:
         data_dir: where the synthetic dataset goes (default ``<logs>/_data/synthetic-n<N>-s<seed>-<px>``).
         num_samples, data_seed: size and seed of the synthetic dataset (all splits together).
         train_split, val_split: splits for pretraining and for retrieval evaluation; ``val_samples``
-            caps the held-out set.
+            caps the held-out set. With a ``val_split``, every epoch (and step 0) also logs held-out
+            retrieval (R@1, R@5, same-finding R@1) to ``heldout.csv``.
         image_size: input size (default: the model's); ``augment``: light random affine / jitter.
         max_length: word pieces per report; ``vocab_size``: size of the tokenizer trained on the
             pretraining reports when ``tokenizer`` (a local tokenizer folder) is not given.

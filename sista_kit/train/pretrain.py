@@ -38,6 +38,7 @@ from sista_kit.train.data import (
     make_loader,
     prepare_dataset_folder,
 )
+from sista_kit.train.heldout import HeldoutRetrieval
 from sista_kit.train.logs import RunLogger
 from sista_kit.train.state import checkpoint_dirs, latest_checkpoint, rng_state, set_rng_state
 
@@ -145,16 +146,18 @@ def build_training_loss(
     name: str, loss_kwargs: dict[str, Any], embed_dim: int, corpus: list[str]
 ) -> torch.nn.Module:
     """``build_loss(name, **kwargs)`` plus what the run knows: ``embed_dim`` for losses that take it,
-    the pretraining corpus for a TF-IDF report-similarity provider."""
+    the pretraining corpus for a report-similarity provider that is fitted on it (TF-IDF, findings)."""
     from sista_kit.losses import build_loss
-    from sista_kit.losses.registry import _REGISTRY, _load_providers
+    from sista_kit.losses.registry import loss_class
 
-    _load_providers()
     kwargs = dict(loss_kwargs)
-    cls = _REGISTRY.get(name)
-    if cls is not None and "embed_dim" in inspect.signature(cls.__init__).parameters:
+    cls = loss_class(name)
+    if "embed_dim" in inspect.signature(cls.__init__).parameters:
         kwargs.setdefault("embed_dim", embed_dim)
-    if kwargs.get("similarity") == "tfidf":
+    from sista_kit.similarity import PROVIDERS
+
+    provider = PROVIDERS.get(kwargs["similarity"]) if isinstance(kwargs.get("similarity"), str) else None
+    if provider is not None and provider.needs_corpus:
         kwargs["similarity_kwargs"] = {"corpus": corpus, **(kwargs.get("similarity_kwargs") or {})}
     return build_loss(name, **kwargs)
 
@@ -326,6 +329,12 @@ def pretrain(config: PretrainConfig | dict[str, Any]) -> Path:
                 val_set = Subset(val_set, range(min(cfg.val_samples, len(val_set))))
             data["val"] = eval_loader(val_set, cfg.batch_size, collate, cfg.workers)
 
+        heldout = None
+        if val_rows and master:
+            heldout = HeldoutRetrieval(
+                folder, tokenizer, cfg.val_split, cfg.val_samples, cfg.max_length, image_size, cfg.batch_size
+            )
+
         optimizer = _optimizer(model, loss, cfg)
         scaler = torch.amp.GradScaler(device=device.type) if cfg.precision == "amp" else None
 
@@ -369,7 +378,17 @@ def pretrain(config: PretrainConfig | dict[str, Any]) -> Path:
         if rng is not None:
             set_rng_state(rng)
 
+        steps_per_epoch = data["train"].dataloader.num_batches // cfg.accum_freq
+
+        def log_heldout(epoch: int) -> None:
+            if heldout is not None:
+                logger.add_scalar("heldout/step", epoch * steps_per_epoch, epoch)
+                for key, value in heldout(original).items():
+                    logger.add_scalar(f"heldout/{key}", value, epoch)
+
         final = resume_from
+        if start_epoch == 0:
+            log_heldout(0)  # the curve's starting point: the initial weights
         for epoch in range(start_epoch, cfg.epochs):
             if hasattr(loss, "set_epoch"):
                 loss.set_epoch(epoch)
@@ -380,6 +399,7 @@ def pretrain(config: PretrainConfig | dict[str, Any]) -> Path:
             if "val" in data or args.distributed:
                 if "val" in data:
                     evaluate(model, data, done, args, tb_writer=logger)
+                    log_heldout(done)
                 barrier()
             logger.flush()
             if cfg.save_frequency and (done % cfg.save_frequency == 0 or done == cfg.epochs):
@@ -388,7 +408,7 @@ def pretrain(config: PretrainConfig | dict[str, Any]) -> Path:
                 if master:
                     train_state = {
                         "epoch": done,
-                        "step": done * (data["train"].dataloader.num_batches // cfg.accum_freq),
+                        "step": done * steps_per_epoch,
                         "optimizer": optimizer.state_dict(),
                         "scaler": scaler.state_dict() if scaler is not None else None,
                         "loss": loss.state_dict(),

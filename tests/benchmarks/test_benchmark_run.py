@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCH))
-
-from suite.profiles import METHODS  # noqa: E402
-from suite.results import RECORD_FIELDS, load_records  # noqa: E402
+from suite.profiles import METHODS
+from suite.results import RECORD_FIELDS, load_records
 
 
 @pytest.fixture(scope="module")
@@ -34,14 +28,24 @@ def test_smoke_outputs_follow_schema(smoke):
     assert seen == {(m, t, f) for m in METHODS for t in ("cls", "seg", "det") for f in (0.1, 1.0)}
     tasks = {r["task"] for r in records}
     assert {"fn_detection", "retrieval", "grounding"} <= tasks
+    transfer = [r for r in records if r["fraction"] is not None]
+    assert all(r["pretrain_seed"] == r["seed"] == 0 for r in transfer)
+    assert all(r["n_train"] >= 1 and r["n_pos"] >= 1 for r in transfer)
+    providers = {r["method"] for r in records if r["task"] == "fn_detection"}
+    assert {"findings", "labels", "tfidf", "truth"} <= providers
     table = (smoke / "results.md").read_text()
     for heading in ("### cls /", "### seg /", "### det /", "**"):
         assert heading in table
-    for name in ("fraction_curves.png", "alignment_maps.png"):
+    assert "## Paired differences" in table and "sia-oracle (ground-truth labels: upper bound)" in table
+    for name in ("fraction_curves.png", "alignment_maps.png", "pretrain_curves.png"):
         assert (smoke / name).stat().st_size > 10_000
     info = json.loads((smoke / "run_info.json").read_text())
     assert info["versions"]["torch"] and info["wall_s"]["total"] > 0 and info["units_run"] > 0
-    assert (smoke / "splits" / "train.txt").is_file() and (smoke / "splits" / "train_f0.1_s0.txt").is_file()
+    assert (smoke / "splits" / "train.txt").is_file() and (
+        smoke / "splits" / "seg_train_f0.1_s0.txt"
+    ).is_file()
+    heldout = list((smoke / "pretrain").glob("clip-s0-*/heldout.csv"))
+    assert heldout and "retrieval_r1_same_findings" in heldout[0].read_text().splitlines()[0]
 
 
 @pytest.mark.slow
@@ -63,3 +67,20 @@ def test_refuses_to_overwrite_without_resume(tmp_path):
         run.main(["--profile", "smoke", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="unknown choice"):
         run.main(["--tasks", "cls,vqa", "--out", str(tmp_path / "new")])
+
+
+@pytest.mark.slow
+def test_default_profile_subsets_hold_two_positives_of_every_target_class(tmp_path):
+    """Every (task, fraction, seed) label subset of the default profile has n_pos >= 2."""
+    from suite.pipeline import prepare_data, subset_info
+    from suite.profiles import get_profile
+
+    profile = get_profile("default")
+    root = prepare_data("synthetic", profile, tmp_path)
+    n = len((root / "splits" / "train.txt").read_text().split())
+    for task in ("cls", "seg", "det"):
+        for fraction in profile["fractions"]:
+            for seed in range(profile["pretrain_seeds"]):
+                counts = subset_info(task, fraction, seed, profile, root)
+                assert counts["n_pos"] >= 2, (task, fraction, seed, counts)
+                assert counts["n_train"] >= max(1, round(fraction * n))

@@ -18,12 +18,24 @@ def _sample_id(path: str) -> str:
     return osp.splitext(osp.basename(path))[0]
 
 
-def _keep_fraction(data_list: list[dict], fraction: float, seed: int, key: str) -> list[dict]:
+def _keep_fraction(
+    data_list: list[dict], fraction: float, seed: int, key: str, labels: Any = None
+) -> list[dict]:
+    """The label-fraction subset of ``data_list``, stratified by ``labels`` (N, K) of the target classes."""
     if fraction >= 1.0:
         return data_list
     ids = [_sample_id(d[key]) for d in data_list]
-    keep = set(select_fraction(ids, fraction, seed))
+    keep = set(select_fraction(ids, fraction, seed, labels=labels))
     return [d for d, i in zip(data_list, ids, strict=True) if i in keep]
+
+
+def _instance_labels(data_list: list[dict], num_classes: int) -> list[list[int]]:
+    """Per image, whether it has a box of each class (mmdet's ``instances[].bbox_label``)."""
+    out = []
+    for d in data_list:
+        present = {int(inst["bbox_label"]) for inst in d.get("instances", [])}
+        out.append([int(c in present) for c in range(num_classes)])
+    return out
 
 
 try:
@@ -88,7 +100,14 @@ if BaseSegDataset is not None:
                 for k in ("img_path", "seg_map_path"):
                     if k in d and not osp.isfile(d[k]):
                         raise FileNotFoundError(f"{k} {d[k]} (listed in {self.ann_file}) does not exist")
-            return _keep_fraction(data, self.label_fraction, self.fraction_seed, "img_path")
+            labels = None
+            if self.label_fraction < 1.0:
+                from ..fractions import manifest_labels
+
+                targets = list(self.metainfo["classes"])[1:]  # background first
+                ids = [_sample_id(d["img_path"]) for d in data]
+                labels = manifest_labels(self.data_root, ids, targets)
+            return _keep_fraction(data, self.label_fraction, self.fraction_seed, "img_path", labels)
 
     register([DATASETS, MMSEG_DATASETS], SistaSegDataset)
 
@@ -116,6 +135,7 @@ if CocoDataset is not None:
             if not osp.isfile(self.ann_file):
                 raise FileNotFoundError(f"COCO annotation file {self.ann_file} does not exist")
             data = super().load_data_list()
-            return _keep_fraction(data, self.label_fraction, self.fraction_seed, "img_path")
+            labels = _instance_labels(data, len(self.metainfo["classes"]))
+            return _keep_fraction(data, self.label_fraction, self.fraction_seed, "img_path", labels)
 
     register([DATASETS, MMDET_DATASETS], SistaCocoDataset)
