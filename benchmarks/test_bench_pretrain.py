@@ -27,14 +27,14 @@ SISTA_OVER_CLIP_GOAL = 1.15
 
 
 @cache
-def _batch(batch_size: int = BATCH):
+def _batch(batch_size: int = BATCH, image_size: int = 128):
     from sista_kit.data.datasets import collate_pretrain
     from sista_kit.data.synthetic import generate
     from sista_kit.data.tokenizer import encode_reports, train_tokenizer
     from sista_kit.data.transforms import ImageTransform
     from sista_kit.models import TextBatch
 
-    samples = generate(batch_size, seed=0, image_size=128)
+    samples = generate(batch_size, seed=0, image_size=image_size)
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = train_tokenizer([s.report for s in samples] * 4, tmp, vocab_size=400)
     transform = ImageTransform()
@@ -61,14 +61,15 @@ def _batch(batch_size: int = BATCH):
     return batch["image"], TextBatch.from_batch(batch, with_labels=True), len(tokenizer)
 
 
-def _setup(loss_name: str, batch_size: int = BATCH):
+def _setup(loss_name: str, batch_size: int = BATCH, image_size: int = 128, phases: dict | None = None):
     from sista_kit.models import build_model
     from sista_kit.models.configs import model_config
     from sista_kit.train.pretrain import build_training_loss
 
-    images, texts, vocab = _batch(batch_size)
+    images, texts, vocab = _batch(batch_size, image_size)
     cfg = model_config("sista-tiny")
     cfg["text_cfg"]["hf_config"]["vocab_size"] = vocab
+    cfg["vision_cfg"]["image_size"] = image_size
     torch.manual_seed(0)
     model = build_model(cfg).train()
     kwargs = {"similarity": "labels"} if loss_name in ("sista", "sia") else {}
@@ -77,11 +78,25 @@ def _setup(loss_name: str, batch_size: int = BATCH):
     optimizer = torch.optim.AdamW(params, lr=1e-4)
 
     def step() -> float:
+        clock = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        terms = loss(**model(images, texts), output_dict=True)
+        out = model(images, texts)
+        towers = time.perf_counter()
+        terms = loss(**out, output_dict=True)
         total = sum(terms.values())
+        loss_done = time.perf_counter()
         total.backward()
+        backward = time.perf_counter()
         optimizer.step()
+        if phases is not None:
+            end = time.perf_counter()
+            for name, seconds in (
+                ("towers forward", towers - clock),
+                ("loss forward", loss_done - towers),
+                ("backward (towers + loss)", backward - loss_done),
+                ("optimizer", end - backward),
+            ):
+                phases.setdefault(name, []).append(seconds)  # fmt: skip
         return float(total.detach())
 
     return step
@@ -114,6 +129,36 @@ def test_bench_pretrain_step(benchmark, loss_name):
     value = benchmark.pedantic(step, rounds=5, iterations=1)
     assert value == value  # not NaN
     benchmark.extra_info["pairs_per_s"] = BATCH / benchmark.stats.stats.median
+
+
+PROFILE_BATCH, PROFILE_IMAGE = 64, 64  # the default benchmark profile: batch 64, 64 px
+
+
+def profile_step(loss_name: str = "sista", steps: int = 3) -> dict[str, float]:
+    """Median ms per phase of a pretraining step (tiny model, default-profile shapes), and the time
+    to build (generate, tokenize, transform, collate) the batch once ("data")."""
+    start = time.perf_counter()
+    _batch(PROFILE_BATCH, PROFILE_IMAGE)
+    data_ms = (time.perf_counter() - start) * 1e3
+    phases: dict[str, list[float]] = {}
+    step = _setup(loss_name, PROFILE_BATCH, PROFILE_IMAGE, phases)
+    step()
+    phases.clear()
+    for _ in range(steps):
+        step()
+    out = {name: sorted(v)[len(v) // 2] * 1e3 for name, v in phases.items()}
+    out["data (first batch: generate, train tokenizer, collate)"] = data_ms
+    return out
+
+
+@pytest.mark.parametrize("loss_name", ["clip", "sista"])
+def test_bench_pretrain_profile(benchmark, loss_name):
+    """Where a step's time goes: towers, loss, backward, optimizer (printed and in extra_info)."""
+    phases = benchmark.pedantic(profile_step, args=(loss_name,), rounds=1, iterations=1)
+    benchmark.extra_info.update({k: round(v, 1) for k, v in phases.items()})
+    step_ms = sum(v for k, v in phases.items() if not k.startswith("data"))
+    print(f"\n{loss_name} step {step_ms:.0f} ms: " + ", ".join(f"{k} {v:.0f} ms" for k, v in phases.items()))
+    assert all(v > 0 for v in phases.values())
 
 
 def main() -> None:
