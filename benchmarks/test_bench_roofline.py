@@ -8,7 +8,8 @@ matmul measured in the same run (``roofline``), and the time ratio to the refere
 below 1 = faster). Rows go to ``benchmarks/results/roofline.csv``.
 
 - STA fused vs a ten-line vectorised STA, at MGCA's per-GPU shapes (B=72, L=111, P=196, D=128);
-- dense SIA (eliminate, with S) vs plain InfoNCE at B=4096, D=128;
+- dense SIA (eliminate, with S) vs plain InfoNCE at B=4096, D=128; CLIP and ConVIRT vs their
+  formulas written plainly at the same shape; SISTA vs plain SIA + plain STA at the STA shapes;
 - our MGCA vs the official loss code (restated below) at the STA shapes, K=500 prototypes;
 - our GLoRIA vs the official loss code (restated below): 97 word slots of mean length ~54, 19x19
   regions, D=768 as the official per-GPU shapes, but B=16 (not 48) to keep the run short.
@@ -29,7 +30,8 @@ import torch.nn.functional as F
 from _kernel_bench import append_row, environment, interleaved_medians, matmul_gflops
 from torch import Tensor
 
-from sista_kit.baselines import GLoRIALoss, MGCALoss
+from sista_kit.baselines import ConVIRTLoss, GLoRIALoss, MGCALoss
+from sista_kit.losses import SISTALoss
 from sista_kit.losses.functional import fn_aware_infonce, sparse_token_align_loss
 
 CSV_NAME = "roofline.csv"
@@ -229,6 +231,62 @@ def _sia_case():
     return f"B={b},D={d}", flops, ours, ref, "plain InfoNCE", 7, check
 
 
+def _clip_case():
+    b, d = 4096, 128
+    g = torch.Generator().manual_seed(0)
+    image, text = torch.randn(b, d, generator=g), torch.randn(b, d, generator=g)
+    ours = _step(lambda v, t: fn_aware_infonce(v, t, 14.3), _leaves(image, text))
+    ref = _step(lambda v, t: infonce_plain(v, t, 14.3), _leaves(image, text))
+    return f"B={b},D={d}", 6 * b * b * d, ours, ref, "plain InfoNCE", 7
+
+
+def convirt_plain(image: Tensor, text: Tensor, lambda_: float = 0.75, tau: float = 0.1) -> Tensor:
+    """ConVIRT's formula in three lines."""
+    logits = F.normalize(image, dim=-1) @ F.normalize(text, dim=-1).T / tau
+    labels = torch.arange(logits.shape[0])
+    return lambda_ * F.cross_entropy(logits, labels) + (1 - lambda_) * F.cross_entropy(logits.T, labels)
+
+
+def _convirt_case():
+    b, d = 4096, 128
+    g = torch.Generator().manual_seed(0)
+    image, text = torch.randn(b, d, generator=g), torch.randn(b, d, generator=g)
+    loss_fn = ConVIRTLoss()
+    ours = _step(lambda v, t: loss_fn(image_features=v, text_features=t), _leaves(image, text))
+    ref = _step(convirt_plain, _leaves(image, text))
+    return f"B={b},D={d}", 6 * b * b * d, ours, ref, "plain ConVIRT", 7
+
+
+def _sista_case():
+    b, l, p, d = 72, 111, 196, 128
+    g = torch.Generator().manual_seed(0)
+    image, text = torch.randn(b, p, d, generator=g), torch.randn(b, l, d, generator=g)
+    img_g, txt_g = torch.randn(b, d, generator=g), torch.randn(b, d, generator=g)
+    mask = torch.arange(l)[None] < torch.randint(l // 4, l + 1, (b, 1), generator=g)
+    labels = (torch.rand(b, 7, generator=g) < 0.15).float()
+    loss_fn = SISTALoss(similarity="labels", backend="torch")
+    z = torch.cat([labels, (labels.sum(1, keepdim=True) == 0).float()], 1)
+    sim = (F.normalize(z, dim=-1) @ F.normalize(z, dim=-1).T).clamp_(-1, 1)
+
+    def ours_fn(v, t, patches, words):
+        return loss_fn(image_features=v, text_features=t, image_tokens=patches, text_tokens=words,
+                       text_mask=mask, logit_scale=14.3, report_labels=labels)  # fmt: skip
+
+    def plain_fn(v, t, patches, words):
+        return sia_plain(v, t, 14.3, sim) + sta_plain(patches, words, mask)
+
+    leaves = [img_g, txt_g, image, text]
+    flops = 12 * b * l * p * d + 6 * b * l * l * d + 6 * b * b * d
+    return (
+        f"B={b},L={l},P={p},D={d}",
+        flops,
+        _step(ours_fn, _leaves(*leaves)),
+        _step(plain_fn, _leaves(*leaves)),
+        "plain SIA + STA",
+        7,
+    )
+
+
 def _mgca_case():
     b, l, p, d, k = 72, 111, 196, 128, 500
     g = torch.Generator().manual_seed(0)
@@ -277,7 +335,15 @@ def _gloria_case():
     return f"B={b},L={l}(mean {sum(lengths) / b:.0f}),P={p},D={d}", flops, ours, ref, "official GLoRIA", 3
 
 
-CASES = {"sta": _sta_case, "sia": _sia_case, "mgca": _mgca_case, "gloria": _gloria_case}
+CASES = {
+    "sta": _sta_case,
+    "sia": _sia_case,
+    "clip": _clip_case,
+    "sista": _sista_case,
+    "convirt": _convirt_case,
+    "mgca": _mgca_case,
+    "gloria": _gloria_case,
+}
 
 
 @pytest.fixture(scope="module")
