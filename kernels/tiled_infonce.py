@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sista_kit.checks import check_instance_inputs, check_similarity_sources
+from sista_kit.checks import ValueChecks, check_instance_inputs, check_logit_scale, check_similarity_sources
 
 from ._runtime import (
     INTERPRET,
@@ -482,8 +482,13 @@ def fn_aware_infonce_tiled(
     Returns:
         Scalar (image->text + text->image) / 2 in the features' dtype.
     """
-    check_instance_inputs(image_features, text_features, report_similarity, threshold, strategy, neutral_band)
+    checks = ValueChecks()  # finite inputs, S in [-1, 1], logit_scale > 0: device-side asserts on CUDA
+    check_instance_inputs(
+        image_features, text_features, report_similarity, threshold, strategy, neutral_band, checks
+    )
     check_similarity_sources(report_similarity, report_embeddings, image_features.shape[0])
+    logit_scale = check_logit_scale(logit_scale, checks)
+    checks.finite("report_embeddings", report_embeddings).run()
     for name, tensor in (("image_features", image_features), ("text_features", text_features)):
         check_dtype(name, tensor)
     if image_features.dtype != text_features.dtype:

@@ -176,3 +176,19 @@ def test_loss_module_soft_strategy_stays_on_torch(device):
     sim = F.normalize(text.detach(), dim=-1) @ F.normalize(text.detach(), dim=-1).T
     ref = fn_aware_infonce(image, text, scale, sim.clamp(-1, 1), strategy="soft")
     assert_close(out, ref, atol=1e-6, what="soft loss")
+
+
+@pytest.mark.parametrize(
+    "scale, sim_value, match",
+    [(float("nan"), 0.2, "logit_scale"), (-1.0, 0.2, "logit_scale"), (10.0, 1.5, "report_similarity")],
+    ids=["scale-nan", "scale-negative", "similarity-1.5"],
+)
+def test_bad_values_are_named(device, scale, sim_value, match):
+    """The kernel entry point runs the shared value checks (policy ``full``: a Python error on CUDA
+    too, rather than a device-side assertion that would end the CUDA context)."""
+    from sista_kit.checks import InvalidValueError, check_inputs
+
+    image, text, _ = _features(6, 8, device, seed=11)
+    sim = torch.full((6, 6), sim_value, device=device).fill_diagonal_(1.0)
+    with check_inputs("full"), pytest.raises((InvalidValueError, ValueError), match=match):
+        fn_aware_infonce_tiled(image, text, scale, sim)
