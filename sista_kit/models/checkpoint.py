@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import uuid
 from collections.abc import Mapping
@@ -146,12 +147,30 @@ def read_checkpoint_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
-def load_train_state(path: str | Path) -> dict[str, Any] | None:
-    """The training state of a checkpoint folder (``weights_only=True``), or None if it has none."""
+def load_train_state(path: str | Path, required: bool = False) -> dict[str, Any] | None:
+    """The training state of a checkpoint folder (``weights_only=True``), or None if it has none.
+
+    Args:
+        path: the checkpoint folder.
+        required: raise instead of returning None when the folder has no ``train_state.pt``.
+
+    Raises:
+        FileNotFoundError: ``required`` and there is no ``train_state.pt`` (names the file).
+        CheckpointError: the file is truncated, corrupt, holds objects other than tensors and plain
+            containers, or is not a dict (names the file).
+    """
     file = Path(path) / TRAIN_STATE_FILE
     if not file.is_file():
+        if required:
+            raise FileNotFoundError(f"{file} not found: {Path(path)} holds no training state to resume from")
         return None
-    return torch.load(file, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as e:
+        raise CheckpointError(f"{file} is not a readable training state (truncated or corrupt): {e}") from e
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{file} does not hold a training state dict (found {type(state).__name__})")
+    return state
 
 
 def load_checkpoint(

@@ -29,7 +29,8 @@ from typing import Any
 import torch
 from torch.utils.data import Subset
 
-from sista_kit.models.checkpoint import load_state_dict_checked, load_train_state, save_checkpoint
+from sista_kit.models.checkpoint import MODEL_FILE, load_state_dict_checked, save_checkpoint
+from sista_kit.models.weights import read_safetensors
 from sista_kit.train.config import PretrainConfig
 from sista_kit.train.data import (
     PretrainCollate,
@@ -40,7 +41,7 @@ from sista_kit.train.data import (
 )
 from sista_kit.train.heldout import HeldoutRetrieval
 from sista_kit.train.logs import RunLogger
-from sista_kit.train.state import checkpoint_dirs, latest_checkpoint, rng_state, set_rng_state
+from sista_kit.train.state import checkpoint_dirs, resume_point, rng_state, set_rng_state
 
 __all__ = ["pretrain", "build_training_loss", "model_config_for_tokenizer"]
 
@@ -255,15 +256,10 @@ def pretrain(config: PretrainConfig | dict[str, Any]) -> Path:
     barrier()
     args.checkpoint_path, args.save_logs = str(ckpt_dir), master
 
-    resume_from: Path | None = None
-    if cfg.resume == "latest":
-        resume_from = latest_checkpoint(ckpt_dir)
-    elif cfg.resume:
-        resume_from = Path(cfg.resume)
-        if not (resume_from / "train_state.pt").is_file():
-            raise FileNotFoundError(f"{resume_from} is not a training checkpoint (no train_state.pt)")
-
     with _run_logging(run_dir / "out.log" if master else None):
+        # the newest intact checkpoint (older ones if newer are damaged, with a warning), or an error
+        resume = resume_point(cfg.resume, ckpt_dir)
+        resume_from = resume.path if resume is not None else None
         image_size = cfg.image_size or int(model_config(cfg.model)["vision_cfg"].get("image_size", 224))
         folder = prepare_dataset_folder(
             cfg.data, cfg.data_dir, cfg.logs, cfg.num_samples, cfg.data_seed, image_size, master, barrier
@@ -339,13 +335,10 @@ def pretrain(config: PretrainConfig | dict[str, Any]) -> Path:
         scaler = torch.amp.GradScaler(device=device.type) if cfg.precision == "amp" else None
 
         start_epoch, rng = 0, None
-        if resume_from is not None:
-            from safetensors.torch import load_file
-
-            state = load_train_state(resume_from)
-            load_state_dict_checked(
-                model, load_file(str(resume_from / "model.safetensors")), source=str(resume_from)
-            )
+        if resume is not None:
+            state = resume.train_state
+            weights = resume.path / MODEL_FILE
+            load_state_dict_checked(model, read_safetensors(weights), source=str(weights))
             loss.load_state_dict(state["loss"])
             if state.get("loss_step") is not None:
                 loss.step = int(state["loss_step"])
