@@ -15,6 +15,8 @@ PYTHON="${SISTA_PYTHON:-python3.11}"
 WHEELS="${SISTA_WHEEL_CACHE:-$HOME/.cache/sista_kit/wheels}"
 CONSTRAINTS="$ROOT/requirements/constraints.txt"
 STAMP="$VENV/.sista_install_stamp"
+# SHA-256 of mmcv-2.1.0.tar.gz on PyPI: the sdist is compiled here, so it is verified before use.
+MMCV_SDIST_SHA256="d387bcab66b467479b6660310e23746cfc79c6e57acf04094680adb499a5cd3f"
 
 die() { echo "install.sh: ERROR: $*" >&2; exit 1; }
 step() { echo "==> $*"; }
@@ -55,9 +57,17 @@ if ! "$PY" -c "import mmcv, mmcv.ops, mmcv._ext; assert mmcv.__version__ == '2.1
   if [[ -z "$cached" ]]; then
     step "compiling mmcv 2.1.0 with CPU ops (several minutes on 2 cores)"
     build=$(mktemp -d)
+    # pip checks the pinned hash before it runs anything of the sdist; sha256sum checks the file kept.
+    echo "mmcv==2.1.0 --hash=sha256:$MMCV_SDIST_SHA256" >"$build/mmcv-requirement.txt"
     "$PY" -m pip download --disable-pip-version-check --no-deps --no-binary :all: \
-      --no-build-isolation -d "$build" mmcv==2.1.0
-    tar -xzf "$build"/mmcv-2.1.0.tar.gz -C "$build"
+      --no-build-isolation --require-hashes -d "$build" -r "$build/mmcv-requirement.txt" \
+      || die "mmcv 2.1.0 sdist download failed or its SHA-256 is not $MMCV_SDIST_SHA256"
+    sdist="$build/mmcv-2.1.0.tar.gz"
+    [[ -f "$sdist" ]] || die "pip download left no $sdist"
+    got=$(sha256sum "$sdist" | cut -d' ' -f1)
+    [[ "$got" == "$MMCV_SDIST_SHA256" ]] \
+      || die "$sdist has SHA-256 $got, expected $MMCV_SDIST_SHA256: refusing to build it"
+    tar -xzf "$sdist" -C "$build"
     # torch >= 2.10 headers need C++20; mmcv's setup.py hard-codes -std=c++17 after user flags.
     sed -i 's/-std=c++17/-std=c++20/g' "$build/mmcv-2.1.0/setup.py"
     grep -q -- '-std=c++20' "$build/mmcv-2.1.0/setup.py" || die "could not patch mmcv's C++ standard"
