@@ -84,3 +84,46 @@ def test_default_profile_subsets_hold_two_positives_of_every_target_class(tmp_pa
                 counts = subset_info(task, fraction, seed, profile, root)
                 assert counts["n_pos"] >= 2, (task, fraction, seed, counts)
                 assert counts["n_train"] >= max(1, round(fraction * n))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seeds", "0"], "at least one pretraining seed"),
+        (["--seeds", "-1"], "at least one pretraining seed"),
+        (["--jobs", "0"], "at least one worker"),
+        (["--fractions", "abc"], "expected numbers in"),
+        (["--fractions", "0.5,2"], r"must lie in \(0, 1\]"),
+        (["--fractions", ","], r"must lie in \(0, 1\]"),
+    ],
+)
+def test_bad_arguments_are_named(tmp_path, args, message):
+    import run
+
+    with pytest.raises(SystemExit, match=message):
+        run.main(["--profile", "smoke", "--out", str(tmp_path / "o"), *args])
+    assert not (tmp_path / "o").exists()  # nothing is written before the arguments are checked
+
+
+def test_out_on_a_file_and_cuda_without_gpu(tmp_path):
+    import run
+    import torch
+
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(SystemExit, match="is a file"):
+        run.main(["--profile", "smoke", "--out", str(tmp_path / "f")])
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="no CUDA device"):
+            run.main(["--profile", "smoke", "--device", "cuda", "--out", str(tmp_path / "c")])
+        assert not (tmp_path / "c").exists()
+
+
+def test_a_second_run_into_the_same_out_is_refused(tmp_path):
+    from suite.lock import RunLock
+
+    with RunLock(tmp_path):
+        with pytest.raises(SystemExit, match="in use by a running benchmark"):
+            with RunLock(tmp_path):
+                pass
+    with RunLock(tmp_path):  # released: the next run may take it
+        pass
