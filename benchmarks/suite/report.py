@@ -260,8 +260,9 @@ def _train_loss(row: dict[str, Any]) -> dict[str, Any]:
 def plot_pretrain_curves(
     run_dirs: dict[tuple[str, int], Path], method_order: list[str], out_path: Path
 ) -> Path | None:
-    """Learning curves per method: training loss and held-out image->report R@1 against step; the line is
-    the mean over pretraining seeds, the band their range."""
+    """Learning curves, one panel per method: training loss (left axis) and held-out image -> report R@1
+    (right axis, with its chance level) against step; lines are means over pretraining seeds, bands
+    their range."""
     import matplotlib
     import numpy as np
 
@@ -279,27 +280,43 @@ def plot_pretrain_curves(
             )
     if not logs:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    colors = dict(zip(method_order, plt.get_cmap("tab10").colors, strict=False))
-    for method in _ordered(logs, method_order):
-        for ax, which, key in ((axes[0], 0, "loss"), (axes[1], 1, "retrieval_r1")):
-            curves = [_curve(runs[which], key) for runs in logs[method]]
-            curves = [c for c in curves if c[0]]
-            if not curves:
-                continue
-            n = min(len(c[0]) for c in curves)
-            xs = np.asarray(curves[0][0][:n])
-            ys = np.asarray([c[1][:n] for c in curves])
-            color = colors.get(method)
-            ax.plot(xs, ys.mean(0), label=_display(method), color=color, lw=2.2 if method == "sista" else 1.3)
-            if len(curves) > 1:
-                ax.fill_between(xs, ys.min(0), ys.max(0), color=color, alpha=0.15)
-    axes[0].set(xlabel="optimizer step", ylabel="training loss (sum of terms)", title="pretraining loss")
-    axes[1].set(xlabel="optimizer step", ylabel="R@1", title="held-out image -> report R@1 (val split)")
-    for ax in axes:
+    methods = _ordered(logs, method_order)
+    cols = min(4, len(methods))
+    rows = (len(methods) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+
+    def band(ax, curves, color, label):
+        curves = [c for c in curves if c[0]]
+        if not curves:
+            return None
+        n = min(len(c[0]) for c in curves)
+        xs, ys = np.asarray(curves[0][0][:n]), np.asarray([c[1][:n] for c in curves])
+        (line,) = ax.plot(xs, ys.mean(0), color=color, lw=1.6, label=label)
+        if len(curves) > 1:
+            ax.fill_between(xs, ys.min(0), ys.max(0), color=color, alpha=0.2)
+        return line
+
+    for ax, method in zip(axes.flat, methods, strict=False):
+        runs = logs[method]
+        loss_line = band(ax, [_curve(r[0], "loss") for r in runs], "tab:blue", "training loss")
+        ax.set_title(f"{_display(method)} ({len(runs)} seeds)", fontsize=9)
+        ax.set_xlabel("optimizer step", fontsize=8)
+        ax.set_ylabel("training loss", color="tab:blue", fontsize=8)
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7)
+        right = ax.twinx()
+        r1_line = band(right, [_curve(r[1], "retrieval_r1") for r in runs], "tab:red", "held-out R@1")
+        pairs = [row.get("pairs") for r in runs for row in r[1] if isinstance(row.get("pairs"), float)]
+        if pairs:
+            right.axhline(1.0 / pairs[0], color="tab:red", ls=":", lw=1, label="R@1 chance")
+        right.set_ylim(bottom=0)
+        right.set_ylabel("held-out R@1 (val)", color="tab:red", fontsize=8)
+        if ax is axes.flat[0]:
+            handles = [h for h in (loss_line, r1_line) if h is not None]
+            ax.legend(handles=handles, fontsize=7, loc="upper right")
+    for ax in list(axes.flat)[len(methods) :]:
+        ax.axis("off")
+    fig.suptitle("pretraining: loss and held-out image -> report R@1 (mean, range over seeds)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(out_path, dpi=120)
+    fig.savefig(out_path, dpi=110)
     plt.close(fig)
     return out_path

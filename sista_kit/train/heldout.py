@@ -32,4 +32,5 @@ class HeldoutRetrieval:
     def __call__(self, model: torch.nn.Module) -> dict[str, float]:
         enc = encode_split(model, self.loader, num_words=self.max_length, keep_images=False)
         keys = enc["finding_key"] if all(k is not None for k in enc["finding_key"]) else None
-        return retrieval_metrics(enc["image_features"], enc["text_features"], keys)
+        metrics = retrieval_metrics(enc["image_features"], enc["text_features"], keys)
+        return {**metrics, "pairs": float(len(enc["image_features"]))}  # chance R@k = k / pairs

@@ -265,7 +265,8 @@ def pretrain(config: PretrainConfig | dict[str, Any]) -> Path:
             cfg.data, cfg.data_dir, cfg.logs, cfg.num_samples, cfg.data_seed, image_size, master, barrier
         )
         train_rows = read_manifest(folder, cfg.train_split)
-        corpus = [r["report"] for r in train_rows]
+        # the reports the dataset keeps (it drops and counts empty ones, naming their study ids)
+        corpus = [r["report"] for r in train_rows if str(r.get("report") or "").strip()]
         if resume_from is not None and cfg.tokenizer is None and (resume_from / "tokenizer").is_dir():
             from sista_kit.data.tokenizer import load_tokenizer
 
@@ -291,7 +292,7 @@ def pretrain(config: PretrainConfig | dict[str, Any]) -> Path:
         val_rows = read_manifest(folder, cfg.val_split) if cfg.val_split and cfg.val_frequency else []
         embed = None
         if text_providers:
-            reports = corpus + [r["report"] for r in val_rows]
+            reports = corpus + [r["report"] for r in val_rows if str(r.get("report") or "").strip()]
             embed = ReportEmbeddingTable(text_providers[0], reports, progress=cfg.progress and master)
         collate = PretrainCollate(embed, with_labels, cfg.max_length if cfg.accum_freq > 1 else None)
 
@@ -413,7 +414,11 @@ def pretrain(config: PretrainConfig | dict[str, Any]) -> Path:
                         original, final, original.config, train_state, _tokenizer_files(tokenizer)
                     )
                     if cfg.keep_checkpoints:
-                        for _, old in checkpoint_dirs(ckpt_dir)[: -cfg.keep_checkpoints]:
+                        # the newest kept ones up to this epoch: a damaged later epoch_N (skipped on
+                        # resume) never pushes out the checkpoint just written
+                        upto = [d for n, d in checkpoint_dirs(ckpt_dir) if n <= done]
+                        later = [d for n, d in checkpoint_dirs(ckpt_dir) if n > done]
+                        for old in upto[: -cfg.keep_checkpoints] + later:
                             shutil.rmtree(old, ignore_errors=True)
                 barrier()
         logger.close()
