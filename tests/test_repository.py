@@ -43,7 +43,7 @@ def test_ci_runs_the_readme_test_command():
 
 def test_nothing_reads_a_folder_beside_the_repository():
     """The repository stands alone: no code, test or script reaches for ``../shared`` or another sibling."""
-    patterns = ("../shared", '"shared" / "fixtures"', "parent / \"shared\"", "SISTA_SHARED")
+    patterns = ("../shared", '"shared" / "fixtures"', 'parent / "shared"', "SISTA_SHARED")
     offenders = []
     for folder in ("sista_kit", "kernels", "baselines", "benchmarks", "tests", "scripts"):
         for path in (ROOT / folder).rglob("*"):
