@@ -93,7 +93,13 @@ def run_units(
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx, initializer=_worker_init) as pool:
         futures = {pool.submit(fn, *job): job for job in jobs}
         for future in as_completed(futures):
-            yield futures[future], future.result()
+            job = futures[future]
+            try:
+                result = future.result()
+            except BaseException as err:  # stop at once: the other units are not waited for
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise RuntimeError(f"{desc} unit {job[:2]} failed: {err}") from err
+            yield job, result
             bar.update()
     bar.close()
 

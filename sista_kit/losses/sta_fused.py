@@ -44,8 +44,16 @@ def _work_dtype(dtype: torch.dtype) -> torch.dtype:
 
 def _below(value: float, dtype: torch.dtype) -> float:
     """The largest number of ``dtype`` below ``value``: ``x >= value`` iff ``x > _below(value)``."""
-    np_dtype = {torch.float64: np.float64, torch.float32: np.float32}[dtype]
+    np_dtype = {torch.float64: np.float64, torch.float32: np.float32}.get(dtype)
+    if np_dtype is None:  # half types: step down in the type itself
+        v = torch.tensor(value, dtype=dtype)
+        return float(torch.nextafter(v, torch.tensor(float("-inf"), dtype=dtype)))
     return float(np.nextafter(np_dtype(value), np_dtype(-np.inf)))
+
+
+def _full_precision(x: Tensor):
+    """The fused Functions compute in (at least) float32: autocast must not lower their products."""
+    return torch.autocast(device_type=x.device.type, enabled=False)
 
 
 def _sparse_weights_(sim: Tensor, mask: Tensor, topk: bool, cut: float, k: int) -> tuple[Tensor, ...]:
@@ -146,9 +154,11 @@ def sparse_grouped_embeddings_fused(
     mask = text_mask if text_mask is not None else text_tokens.new_ones((batch, length), dtype=torch.bool)
     patches = image_tokens.shape[1]
     cut = (1.0 / patches if threshold is None else float(threshold)) if sparsify == "threshold" else 0.0
-    return SparseGroupingFunction.apply(image_tokens, text_tokens, mask, sparsify == "topk", cut, int(k))
+    with _full_precision(text_tokens):
+        return SparseGroupingFunction.apply(image_tokens, text_tokens, mask, sparsify == "topk", cut, int(k))
 
 
 def token_contrast_fused(grouped: Tensor, words: Tensor, text_mask: Tensor, temperature: float) -> Tensor:
     """Fused :func:`~sista_kit.losses.functional.token_contrast_loss` (inputs L2-normalised)."""
-    return TokenContrastFunction.apply(grouped, words, text_mask, float(temperature))
+    with _full_precision(words):
+        return TokenContrastFunction.apply(grouped, words, text_mask, float(temperature))

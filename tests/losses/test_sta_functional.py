@@ -168,3 +168,23 @@ def test_bad_inputs():
         sparse_token_align_loss(bad, txt, mask)
     with pytest.raises(ValueError, match="shape"):
         sparse_token_align_loss(img, txt, mask[:, :3])
+
+
+def test_sta_under_cpu_bf16_autocast_matches_float32():
+    """Mixed precision training (``--precision amp_bf16``) runs STA's fused path in float32."""
+    from sista_kit.losses import SparseTokenAlignLoss
+
+    torch.manual_seed(0)
+    img = torch.randn(3, 16, 8, requires_grad=True)
+    txt = torch.randn(3, 7, 8, requires_grad=True)
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    mask[1, 5:] = False
+    for sparsify in ("threshold", "topk"):
+        loss = SparseTokenAlignLoss(sparsify=sparsify, k=4)
+        ref = loss(image_tokens=img, text_tokens=txt, text_mask=mask)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = loss(image_tokens=img, text_tokens=txt, text_mask=mask)
+        mixed.backward()
+        assert torch.isfinite(mixed) and torch.allclose(mixed.float(), ref, atol=1e-5)
+        assert torch.isfinite(img.grad).all() and torch.isfinite(txt.grad).all()
+        img.grad = txt.grad = None
