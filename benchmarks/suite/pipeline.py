@@ -16,24 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sista_kit.io import write_json_atomic
+
 from .profiles import METHODS
 
 
 def config_hash(obj: Any) -> str:
     """Short stable hash of a JSON-able configuration."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON so that a reader sees the old file or the complete new one (unique temp name)."""
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=1, default=str)
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -60,7 +50,9 @@ class Ledger:
         return payload
 
     def record(self, path: Path, name: str, payload: dict[str, Any]) -> dict[str, Any]:
-        write_json_atomic(path, payload)  # a unit counts as done only once its result is complete on disk
+        write_json_atomic(
+            path, payload, indent=1, default=str
+        )  # a unit counts as done only once its result is complete on disk
         return self.ran_unit(name, payload)
 
 
@@ -105,26 +97,20 @@ def run_units(
 
 
 def prepare_data(data: str, profile: dict[str, Any], out: Path) -> Path:
-    """The dataset folder: the embedded synthetic data (written once) or a written dataset folder."""
-    from sista_kit.data import build_synthetic
+    """The dataset folder: the embedded synthetic data (written once), the IU track, or a written folder."""
+    from sista_kit.data.folder import require_dataset_folder, synthetic_folder_name
+    from sista_kit.train.data import prepare_dataset_folder
 
     spec = profile["data"]
+    n, seed, size = spec["num_samples"], spec["seed"], spec["image_size"]
     if data == "synthetic":
-        folder = out / "data" / f"synthetic-n{spec['num_samples']}-s{spec['seed']}-{spec['image_size']}"
-        return Path(
-            build_synthetic(folder, spec["num_samples"], seed=spec["seed"], image_size=spec["image_size"])
-        )
+        folder = out / "data" / synthetic_folder_name(n, seed, size)
+        return prepare_dataset_folder("synthetic", str(folder), str(out), n, seed, size, is_master=True)
     if data == "iu":
         from sista_kit.data.iu import write_iu_dataset
 
-        folder = out / "data" / f"iu-s{spec['seed']}-{spec['image_size']}"
-        return Path(write_iu_dataset(folder, seed=spec["seed"], image_size=spec["image_size"]))
-    folder = Path(data)
-    if not (folder / "manifest.jsonl").is_file():
-        raise FileNotFoundError(
-            f"--data {data}: no manifest.jsonl there (expected 'synthetic', 'iu' or a dataset folder)"
-        )
-    return folder
+        return Path(write_iu_dataset(out / "data" / f"iu-s{seed}-{size}", seed=seed, image_size=size))
+    return require_dataset_folder(data, what="--data")
 
 
 def image_size_of(data_root: Path) -> int:
@@ -185,7 +171,7 @@ def pretrain_unit(method: str, seed: int, cfg: dict[str, Any], run_dir: str) -> 
         "config": cfg,
         "wall_s": round(time.perf_counter() - start, 1),
     }
-    write_json_atomic(run_dir_p / "result.json", payload)
+    write_json_atomic(run_dir_p / "result.json", payload, indent=1, default=str)
     return payload
 
 
@@ -279,7 +265,7 @@ def transfer_unit(
         "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
         "wall_s": round(time.perf_counter() - start, 1),
     }
-    write_json_atomic(Path(unit) / "result.json", payload)
+    write_json_atomic(Path(unit) / "result.json", payload, indent=1, default=str)
     return payload
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from pathlib import Path
 from typing import Any
+
+from sista_kit.io import write_json_atomic, write_text_atomic
 
 #: Field -> accepted Python types. ``fraction`` is None for rows that are not about a label fraction
 #: (pretraining diagnostics such as retrieval or false-negative detection). ``pretrain_seed`` names the
@@ -64,11 +67,12 @@ def write_records(records: list[dict[str, Any]], out_dir: Path) -> None:
         r["seed"],
     )
     records = sorted(records, key=key)
-    (out_dir / "results.json").write_text(json.dumps(records, indent=1))
-    with open(out_dir / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(RECORD_FIELDS))
-        writer.writeheader()
-        writer.writerows({k: r[k] for k in RECORD_FIELDS} for r in records)
+    write_json_atomic(out_dir / "results.json", records, indent=1)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=list(RECORD_FIELDS))
+    writer.writeheader()
+    writer.writerows({k: r[k] for k in RECORD_FIELDS} for r in records)
+    write_text_atomic(out_dir / "results.csv", table.getvalue())
 
 
 def load_records(out_dir: Path) -> list[dict[str, Any]]:

@@ -90,25 +90,12 @@ def label_fraction(
         raise ValueError("label_fraction needs at least one id")
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
+    from .subsets import stratified_order
+
+    if strata is not None and len(strata) != n:
+        raise ValueError(f"strata has {len(strata)} entries for {n} ids")
     count = max(1, round(fraction * n))
-    rng = np.random.default_rng([seed, 0xF7AC])
-    perm = rng.permutation(n)
-    if strata is None:
-        score = np.empty(n)
-        score[perm] = np.arange(n) / n
-    else:
-        if len(strata) != n:
-            raise ValueError(f"strata has {len(strata)} entries for {n} ids")
-        _, group = np.unique(np.asarray(strata, dtype=object).astype(str), return_inverse=True)
-        g = group[perm]
-        order = np.argsort(g, kind="stable")  # within a stratum, shuffled order is kept
-        sizes = np.bincount(g)
-        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        rank = np.empty(n)
-        rank[order] = np.arange(n) - starts[g[order]]
-        score = np.empty(n)
-        score[perm] = (rank + 0.5) / sizes[g] + rng.random(n) * 1e-9
-    chosen = np.sort(np.argsort(score, kind="stable")[:count])
+    chosen = np.sort(stratified_order(n, seed, strata)[:count])
     return [ids[i] for i in chosen]
 
 
