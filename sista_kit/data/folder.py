@@ -213,7 +213,9 @@ def export_folder(
     if is_written(root, meta, overwrite):
         return root
     assign = np.asarray(assign, dtype=np.int64)
-    if assign.ndim != 1 or (len(assign) and (assign.min() < 0 or assign.max() >= len(SPLITS))):
+    if assign.ndim == 1 and len(assign) == 0:
+        raise ValueError(f"no studies to write to {root}: a dataset folder needs at least one")
+    if assign.ndim != 1 or (assign.min() < 0 or assign.max() >= len(SPLITS)):
         raise ValueError(f"assign must be a 1-D array of split indices in [0, {len(SPLITS)}), got {assign}")
     image_size = int(meta["image_size"])
     meta_path = root / "meta.json"

@@ -139,3 +139,11 @@ def test_missing_folder_and_bad_args(tmp_path):
         read_manifest(tmp_path)
     with pytest.raises(ValueError):
         generate(0)
+
+
+def test_writing_an_empty_dataset_is_an_error(tmp_path):
+    from sista_kit.data.synthetic import write_dataset
+
+    with pytest.raises(ValueError, match="no studies to write"):
+        write_dataset(tmp_path / "empty", n=0, progress=False)
+    assert not (tmp_path / "empty" / "meta.json").exists()
