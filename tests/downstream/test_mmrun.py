@@ -53,6 +53,18 @@ def test_shipped_configs_build_and_step(name: str, tiny_export, tmp_path) -> Non
     total.backward()
 
 
+def _stratified_size(root, fraction: float, seed: int) -> int:
+    """Studies in the label subset of the training split: >= round(fraction x N), and >= 2 positives of
+    every localised finding (the default seg / det classes) where the pool has them."""
+    from sista_kit.data.synthetic.findings import LOCALISED
+    from sista_kit.downstream.fractions import manifest_labels, select_fraction
+
+    ids = (root / "splits" / "train.txt").read_text().split()
+    size = len(select_fraction(ids, fraction, seed, labels=manifest_labels(root, ids, LOCALISED)))
+    assert size >= round(fraction * len(ids))
+    return size
+
+
 @pytest.mark.slow
 def test_seg_random_and_pretrained(tiny_export, vit_ckpt, tmp_path) -> None:
     from sista_kit.downstream import run_seg
@@ -63,7 +75,7 @@ def test_seg_random_and_pretrained(tiny_export, vit_ckpt, tmp_path) -> None:
     for m in (a, b):
         _finite(m, "mIoU", "mDice", "aAcc")
     rec = json.loads((tmp_path / "ckpt" / "metrics.json").read_text())
-    assert rec["n_train"] == 3 and rec["frozen"] is True  # round(0.1 * 30)
+    assert rec["n_train"] == _stratified_size(tiny_export, 0.1, 2) and rec["frozen"] is True
     assert (tmp_path / "ckpt" / "iter_3.pth").is_file()
 
 
@@ -82,7 +94,8 @@ def test_det_random_and_pretrained(tiny_export, resnet_ckpt, vit_ckpt, tmp_path)
         _finite(m, "coco_bbox_mAP", "coco_bbox_mAP_50", "mgca_bbox_mAP")
         assert 0 <= m["mgca_bbox_mAP"] <= 1
     rec = json.loads((tmp_path / "ckpt" / "metrics.json").read_text())
-    assert rec["n_train"] == 15 and rec["arch"] == "sista_resnet18" and not rec["empty_predictions"]
+    assert rec["n_train"] == _stratified_size(tiny_export, 0.5, 0), rec["n_train"]
+    assert rec["arch"] == "sista_resnet18" and not rec["empty_predictions"]
     # The default threshold after two steps keeps no box: AP is 0, not missing.
     c = run_det(checkpoint="random", arch="sista_vit_tiny:64:1", out=tmp_path / "thr", **kw)
     _finite(c, "coco_bbox_mAP", "mgca_bbox_mAP")
