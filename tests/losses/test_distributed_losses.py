@@ -67,7 +67,17 @@ def _worker(rank: int, port: int, queue) -> None:
     try:
         inputs = _inputs()
         rows = slice(rank * 4, rank * 4 + 4)
-        queue.put((rank, _run(inputs, rows)))
+        out = _run(inputs, rows)
+        # numpy arrays travel by value: tensors would travel through shared memory that dies with this process
+        queue.put(
+            (
+                rank,
+                {
+                    name: tuple(None if v is None else v.numpy() for v in values)
+                    for name, values in out.items()
+                },
+            )
+        )
     finally:
         dist.destroy_process_group()
 
@@ -80,7 +90,13 @@ def test_two_processes_equal_one_process():
     procs = [ctx.Process(target=_worker, args=(rank, port, queue)) for rank in range(WORLD)]
     for proc in procs:
         proc.start()
-    results = dict(queue.get(timeout=120) for _ in procs)
+    results = {
+        rank: {
+            name: tuple(None if v is None else torch.from_numpy(v) for v in values)
+            for name, values in out.items()
+        }
+        for rank, out in (queue.get(timeout=120) for _ in procs)
+    }
     for proc in procs:
         proc.join(timeout=60)
         assert proc.exitcode == 0
