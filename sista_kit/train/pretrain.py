@@ -215,6 +215,124 @@ def _tokenizer_files(tokenizer: Any) -> dict[str, bytes]:
         return {f"tokenizer/{p.name}": p.read_bytes() for p in Path(tmp).iterdir() if p.is_file()}
 
 
+def _restore(resume: Any, model, loss, optimizer, scaler, args: Namespace) -> tuple[int, Any]:
+    """Load weights, loss, optimizer and scaler state from a checked resume point; (start epoch, RNG state
+    of this rank or None)."""
+    state = resume.train_state
+    weights = resume.path / MODEL_FILE
+    load_state_dict_checked(model, read_safetensors(weights), source=str(weights))
+    loss.load_state_dict(state["loss"])
+    if state.get("loss_step") is not None:
+        loss.step = int(state["loss_step"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    start_epoch = int(state["epoch"])
+    rngs = state.get("rng") or []
+    if len(rngs) != args.world_size:
+        _log.warning(
+            "resuming %d processes from a run of %d: data order is kept, random draws are not",
+            args.world_size,
+            len(rngs),
+        )
+    if args.rank == 0:
+        _log.info("resumed %s at epoch %d", resume.path, start_epoch)
+    return start_epoch, (rngs[args.rank % len(rngs)] if rngs else None)
+
+
+def _train_state(
+    done: int, steps_per_epoch: int, optimizer, scaler, loss, states: list, args: Namespace
+) -> dict:
+    """What ``train_state.pt`` holds for an exact resume (weights-only loadable)."""
+    return {
+        "epoch": done,
+        "step": done * steps_per_epoch,
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "loss": loss.state_dict(),
+        "loss_step": int(loss.step) if isinstance(getattr(loss, "step", None), int) else None,
+        "rng": states,
+        "world_size": args.world_size,
+    }
+
+
+def _prune_checkpoints(ckpt_dir: Path, done: int, keep: int) -> None:
+    """Keep the newest ``keep`` checkpoints up to epoch ``done``: a damaged later epoch_N (skipped on
+    resume) never pushes out the checkpoint just written."""
+    upto = [d for n, d in checkpoint_dirs(ckpt_dir) if n <= done]
+    later = [d for n, d in checkpoint_dirs(ckpt_dir) if n > done]
+    for old in upto[:-keep] + later:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _loaders(
+    cfg: PretrainConfig,
+    folder: Path,
+    tokenizer: Any,
+    corpus: list[str],
+    loss: torch.nn.Module,
+    image_size: int,
+    device: torch.device,
+    args: Namespace,
+    name: str,
+) -> tuple[dict[str, Any], HeldoutRetrieval | None]:
+    """open_clip's ``data`` dict (train, and val on the master) and the held-out retrieval of the run; text
+    providers embed every report once here."""
+    from sista_kit.data.datasets import PretrainDataset
+    from sista_kit.data.synthetic.export import read_manifest
+    from sista_kit.data.transforms import ImageTransform
+    from sista_kit.similarity import TextReportSimilarity
+
+    master = args.rank == 0
+    providers = _providers(loss)
+    with_labels = any(p.source == "report_labels" for p in providers)
+    text_providers = [p for p in providers if isinstance(p, TextReportSimilarity)]
+    val_rows = read_manifest(folder, cfg.val_split) if cfg.val_split and cfg.val_frequency else []
+    embed = None
+    if text_providers:
+        reports = corpus + [r["report"] for r in val_rows if str(r.get("report") or "").strip()]
+        embed = ReportEmbeddingTable(text_providers[0], reports, progress=cfg.progress and master)
+    collate = PretrainCollate(embed, with_labels, cfg.max_length if cfg.accum_freq > 1 else None)
+
+    train_set = PretrainDataset(
+        folder,
+        tokenizer,
+        cfg.max_length,
+        ImageTransform(augment=cfg.augment, image_size=image_size),
+        split=cfg.train_split,
+    )
+    data = {
+        "train": make_loader(
+            train_set,
+            cfg.batch_size,
+            collate,
+            cfg.workers,
+            cfg.seed,
+            args.world_size,
+            args.rank,
+            True,
+            device.type == "cuda",
+            cfg.progress and master,
+            name,
+        )
+    }
+    if val_rows and master:
+        val_set = PretrainDataset(
+            folder, tokenizer, cfg.max_length, ImageTransform(image_size=image_size), split=cfg.val_split
+        )
+        if cfg.val_samples:
+            val_set = Subset(val_set, range(min(cfg.val_samples, len(val_set))))
+        data["val"] = eval_loader(val_set, cfg.batch_size, collate, cfg.workers)
+
+    heldout = None
+    if val_rows and master:
+        heldout = HeldoutRetrieval(
+            folder, tokenizer, cfg.val_split, cfg.val_samples, cfg.max_length, image_size, cfg.batch_size
+        )
+
+    return data, heldout
+
+
 def pretrain(config: PretrainConfig | dict[str, Any]) -> Path:
     """Pretrain a CLIP model with the configured loss; returns the final checkpoint folder.
 
@@ -226,12 +344,9 @@ def pretrain(config: PretrainConfig | dict[str, Any]) -> Path:
     from open_clip_train.scheduler import const_lr, cosine_lr
     from open_clip_train.train import evaluate, train_one_epoch
 
-    from sista_kit.data.datasets import PretrainDataset
     from sista_kit.data.synthetic.export import read_manifest
-    from sista_kit.data.transforms import ImageTransform
     from sista_kit.models.clip import build_model
     from sista_kit.models.configs import model_config
-    from sista_kit.similarity import TextReportSimilarity
 
     cfg = config if isinstance(config, PretrainConfig) else PretrainConfig.from_dict(dict(config))
     args = _open_clip_args(cfg)
@@ -285,78 +400,12 @@ def pretrain(config: PretrainConfig | dict[str, Any]) -> Path:
             model.set_grad_checkpointing(True)
         loss = build_training_loss(cfg.loss, cfg.loss_kwargs, int(mcfg["embed_dim"]), corpus).to(device)
         random_seed(cfg.seed, args.rank)
-
-        providers = _providers(loss)
-        with_labels = any(p.source == "report_labels" for p in providers)
-        text_providers = [p for p in providers if isinstance(p, TextReportSimilarity)]
-        val_rows = read_manifest(folder, cfg.val_split) if cfg.val_split and cfg.val_frequency else []
-        embed = None
-        if text_providers:
-            reports = corpus + [r["report"] for r in val_rows if str(r.get("report") or "").strip()]
-            embed = ReportEmbeddingTable(text_providers[0], reports, progress=cfg.progress and master)
-        collate = PretrainCollate(embed, with_labels, cfg.max_length if cfg.accum_freq > 1 else None)
-
-        train_set = PretrainDataset(
-            folder,
-            tokenizer,
-            cfg.max_length,
-            ImageTransform(augment=cfg.augment, image_size=image_size),
-            split=cfg.train_split,
-        )
-        data = {
-            "train": make_loader(
-                train_set,
-                cfg.batch_size,
-                collate,
-                cfg.workers,
-                cfg.seed,
-                args.world_size,
-                args.rank,
-                True,
-                device.type == "cuda",
-                cfg.progress and master,
-                name,
-            )
-        }
-        if val_rows and master:
-            val_set = PretrainDataset(
-                folder, tokenizer, cfg.max_length, ImageTransform(image_size=image_size), split=cfg.val_split
-            )
-            if cfg.val_samples:
-                val_set = Subset(val_set, range(min(cfg.val_samples, len(val_set))))
-            data["val"] = eval_loader(val_set, cfg.batch_size, collate, cfg.workers)
-
-        heldout = None
-        if val_rows and master:
-            heldout = HeldoutRetrieval(
-                folder, tokenizer, cfg.val_split, cfg.val_samples, cfg.max_length, image_size, cfg.batch_size
-            )
+        data, heldout = _loaders(cfg, folder, tokenizer, corpus, loss, image_size, device, args, name)
 
         optimizer = _optimizer(model, loss, cfg)
         scaler = torch.amp.GradScaler(device=device.type) if cfg.precision == "amp" else None
 
-        start_epoch, rng = 0, None
-        if resume is not None:
-            state = resume.train_state
-            weights = resume.path / MODEL_FILE
-            load_state_dict_checked(model, read_safetensors(weights), source=str(weights))
-            loss.load_state_dict(state["loss"])
-            if state.get("loss_step") is not None:
-                loss.step = int(state["loss_step"])
-            optimizer.load_state_dict(state["optimizer"])
-            if scaler is not None and state.get("scaler"):
-                scaler.load_state_dict(state["scaler"])
-            start_epoch = int(state["epoch"])
-            rngs = state.get("rng") or []
-            if len(rngs) != args.world_size:
-                _log.warning(
-                    "resuming %d processes from a run of %d: data order is kept, random draws are not",
-                    args.world_size,
-                    len(rngs),
-                )
-            rng = rngs[args.rank % len(rngs)] if rngs else None
-            if master:
-                _log.info("resumed %s at epoch %d", resume_from, start_epoch)
+        start_epoch, rng = _restore(resume, model, loss, optimizer, scaler, args) if resume else (0, None)
 
         original = model
         if args.distributed:
@@ -400,26 +449,12 @@ def pretrain(config: PretrainConfig | dict[str, Any]) -> Path:
                 states = ocd.all_gather_object(args, rng_state()) if args.distributed else [rng_state()]
                 final = ckpt_dir / f"epoch_{done}"
                 if master:
-                    train_state = {
-                        "epoch": done,
-                        "step": done * steps_per_epoch,
-                        "optimizer": optimizer.state_dict(),
-                        "scaler": scaler.state_dict() if scaler is not None else None,
-                        "loss": loss.state_dict(),
-                        "loss_step": int(loss.step) if isinstance(getattr(loss, "step", None), int) else None,
-                        "rng": states,
-                        "world_size": args.world_size,
-                    }
+                    train_state = _train_state(done, steps_per_epoch, optimizer, scaler, loss, states, args)
                     save_checkpoint(
                         original, final, original.config, train_state, _tokenizer_files(tokenizer)
                     )
                     if cfg.keep_checkpoints:
-                        # the newest kept ones up to this epoch: a damaged later epoch_N (skipped on
-                        # resume) never pushes out the checkpoint just written
-                        upto = [d for n, d in checkpoint_dirs(ckpt_dir) if n <= done]
-                        later = [d for n, d in checkpoint_dirs(ckpt_dir) if n > done]
-                        for old in upto[: -cfg.keep_checkpoints] + later:
-                            shutil.rmtree(old, ignore_errors=True)
+                        _prune_checkpoints(ckpt_dir, done, cfg.keep_checkpoints)
                 barrier()
         logger.close()
     if args.distributed:
