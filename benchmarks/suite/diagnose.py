@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from . import diagnostics
-from .pipeline import Ledger
+from .pipeline import Ledger, is_synthetic
 
 
 def _test_loader(checkpoint_dir: Path, data_root: Path, split: str, samples: int, max_length: int):
@@ -22,13 +22,11 @@ def _test_loader(checkpoint_dir: Path, data_root: Path, split: str, samples: int
 def fn_records(data_root: Path, profile: dict[str, Any], ledger: Ledger, out: Path) -> list[dict[str, Any]]:
     """AP and precision / recall (at SIA's threshold) of each report-similarity provider on a random sample
     of pretraining reports, pairs within batch-sized blocks."""
-    import json
-
     from sista_kit.data.synthetic.export import read_manifest
 
     from .profiles import TEXT_SIMILARITY
 
-    synthetic = "normal_fraction" in json.loads((data_root / "meta.json").read_text())
+    synthetic = is_synthetic(data_root)
     done = out / "diagnostics" / "fn_detection.json"
     cached = ledger.cached(done, "diagnostics/fn_detection")
     if cached is None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sista_kit.data.folder import read_meta
 from sista_kit.io import write_json_atomic
 
 from .profiles import METHODS
@@ -114,8 +115,18 @@ def prepare_data(data: str, profile: dict[str, Any], out: Path) -> Path:
 
 
 def image_size_of(data_root: Path) -> int:
-    meta = data_root / "meta.json"
-    return int(json.loads(meta.read_text())["image_size"])
+    return int(read_meta(data_root)["image_size"])
+
+
+def is_synthetic(data_root: Path) -> bool:
+    """Whether a dataset folder holds the embedded synthetic data (its meta records the generator's
+    arguments), whose reports name only the generator's seven findings."""
+    return "normal_fraction" in read_meta(data_root)
+
+
+def task_targets(data_root: Path, task: str) -> list[str]:
+    """The classes a prepared real dataset names for ``task`` in ``meta.json`` (empty when it names none)."""
+    return list((read_meta(data_root).get("targets") or {}).get(task) or ())
 
 
 def pretrain_config(method: str, seed: int, profile: dict[str, Any], data_root: Path, device: str) -> dict:
@@ -123,8 +134,7 @@ def pretrain_config(method: str, seed: int, profile: dict[str, Any], data_root: 
     with the seed, the dataset does not."""
     spec = METHODS[method]
     loss_kwargs = json.loads(json.dumps(spec["loss_kwargs"]))
-    synthetic = "normal_fraction" in json.loads((data_root / "meta.json").read_text())
-    if loss_kwargs.get("similarity") == "findings" and not synthetic:
+    if loss_kwargs.get("similarity") == "findings" and not is_synthetic(data_root):
         loss_kwargs["similarity_kwargs"] = {**loss_kwargs.get("similarity_kwargs", {}), "classes": "all"}
     return dict(
         profile["pretrain"],
@@ -191,10 +201,9 @@ HEADLINE = {"cls": ("auroc",), "seg": ("mDice_fg",), "det": ("mgca_bbox_mAP", "c
 def target_classes(task: str, profile: dict[str, Any], data_root: Path) -> list[str]:
     """The classes a task's label subsets must hold positives of: every class for cls, the target for
     seg (background excluded) and det."""
-    meta = json.loads((data_root / "meta.json").read_text())
-    classes = list((meta.get("targets") or {}).get(task) or ())  # a prepared real dataset's own targets
+    classes = task_targets(data_root, task)  # a prepared real dataset's own targets
     if task == "cls":
-        return classes or list(meta["class_names"])
+        return classes or list(read_meta(data_root)["class_names"])
     classes = classes or list(profile[task].get("classes") or ())
     return classes[1:] if task == "seg" else classes
 
@@ -217,7 +226,7 @@ def transfer_options(
     classes come from the dataset folder's ``meta.json`` targets when it names them."""
     options = dict(profile[task])
     if data_root is not None and task in ("seg", "det"):
-        targets = (json.loads((data_root / "meta.json").read_text()).get("targets") or {}).get(task)
+        targets = task_targets(data_root, task)
         if targets:
             options["classes"] = tuple(targets)
     epochs = options.pop("epochs", None)
