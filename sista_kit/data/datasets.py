@@ -80,20 +80,27 @@ class PretrainDataset(Dataset):
 
     def __getitem__(self, idx: int) -> dict:
         s = self.sample(idx)
-        enc = encode_reports(self.tokenizer, [s.report], self.max_length)
-        pad = self.max_length - enc["input_ids"].shape[1]
-        fill = {"input_ids": self.pad_id, "attention_mask": 0, "word_ids": -1}
-        item = {k: torch.nn.functional.pad(v[0], (0, pad), value=fill[k]) for k, v in enc.items()}
-        item.update(
-            image=self.transform(s.image),
-            report=s.report,
-            finding_key=s.finding_key,
-            sample_id=s.sample_id,
-            labels=torch.as_tensor(np.asarray(s.labels, dtype=np.float32)),
-        )
+        item = pretrain_item(s, self.tokenizer, self.max_length, self.transform, self.pad_id)
         if self.return_masks:
             item.update(masks=torch.from_numpy(s.masks), boxes=list(s.boxes), spans=list(s.spans))
         return item
+
+
+def pretrain_item(s: Sample, tokenizer, max_length: int, transform, pad_id: int) -> dict:
+    """One pretraining item (the keys of :class:`PretrainDataset`, masks aside) from a sample: the report
+    tokenised and padded to ``max_length``, the image through ``transform``."""
+    enc = encode_reports(tokenizer, [s.report], max_length)
+    pad = max_length - enc["input_ids"].shape[1]
+    fill = {"input_ids": pad_id, "attention_mask": 0, "word_ids": -1}
+    item = {k: torch.nn.functional.pad(v[0], (0, pad), value=fill[k]) for k, v in enc.items()}
+    item.update(
+        image=transform(s.image),
+        report=s.report,
+        finding_key=s.finding_key,
+        sample_id=s.sample_id,
+        labels=torch.as_tensor(np.asarray(s.labels, dtype=np.float32)),
+    )
+    return item
 
 
 def collate_pretrain(samples: list[dict]) -> dict:

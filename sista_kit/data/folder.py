@@ -11,6 +11,8 @@ Layout of a dataset folder::
     findings/{id}.png            per-finding masks for grounding: bit k set where CLASS_NAMES[k] is
     annotations/det_{split}.json COCO detection annotations (categories = LOCALISED, ids from 1)
     splits/{pretrain,train,val,test}.txt
+    shards/                      optional webdataset tar shards of splits, for streaming at scale
+                                 (written by :func:`sista_kit.data.shards.write_shards`)
 
 A folder is complete once ``meta.json`` exists (it is written last, atomically); a folder whose
 ``meta.json`` records other arguments is never silently reused (:func:`is_written`).

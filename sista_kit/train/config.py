@@ -23,6 +23,10 @@ class PretrainConfig:
     Data:
         data: ``synthetic`` (the embedded dataset, written once under ``data_dir``) or the folder of a
             written dataset.
+        dataset_type: ``folder`` (read the dataset folder) or ``webdataset`` (stream its tar shards:
+            ``data`` is a shard folder or a dataset folder holding ``shards/``; see
+            :mod:`sista_kit.data.shards`); ``dataset_resampled`` draws shards with replacement and
+            ``train_num_samples`` sets the samples per epoch (open_clip's options of those names).
         data_dir: where the synthetic dataset goes (default ``<logs>/_data/synthetic-n<N>-s<seed>-<px>``).
         num_samples, data_seed: size and seed of the synthetic dataset (all splits together).
         train_split, val_split: splits for pretraining and for retrieval evaluation; ``val_samples``
@@ -46,6 +50,9 @@ class PretrainConfig:
 
     data: str = "synthetic"
     data_dir: str | None = None
+    dataset_type: str = "folder"
+    dataset_resampled: bool = False
+    train_num_samples: int | None = None
     num_samples: int = 2000
     data_seed: int = 0
     train_split: str = "pretrain"
@@ -103,6 +110,12 @@ class PretrainConfig:
             raise ValueError(
                 "invalid pretraining config: " + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
             )
+        if self.dataset_type not in ("folder", "webdataset"):
+            raise ValueError(f"dataset_type must be 'folder' or 'webdataset', got {self.dataset_type!r}")
+        if self.dataset_type == "webdataset" and self.data == "synthetic":
+            raise ValueError("dataset_type='webdataset' reads shards: give data= a shard or dataset folder")
+        if self.train_num_samples is not None and self.train_num_samples < 1:
+            raise ValueError(f"train_num_samples must be >= 1, got {self.train_num_samples}")
         if self.lr_scheduler not in ("cosine", "const"):
             raise ValueError(f"lr_scheduler must be 'cosine' or 'const', got {self.lr_scheduler!r}")
         if self.precision not in ("fp32", "amp", "amp_bf16", "amp_bfloat16", "bf16", "fp16"):

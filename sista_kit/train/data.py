@@ -120,7 +120,10 @@ class PretrainCollate:
 
     def __call__(self, samples: list[dict]) -> tuple[torch.Tensor, TextBatch]:
         batch = collate_pretrain(samples)
-        emb = self.report_embed(batch["report"]) if self.report_embed is not None else None
+        if "report_embedding" in samples[0]:  # stored with the data (webdataset shards)
+            emb = torch.stack([s["report_embedding"] for s in samples]).float()
+        else:
+            emb = self.report_embed(batch["report"]) if self.report_embed is not None else None
         texts = TextBatch.from_batch(
             batch, report_embeddings=emb, with_labels=self.with_labels, num_words=self.num_words
         )
@@ -158,14 +161,18 @@ class ProgressLoader:
 
 @dataclass
 class DataInfo:
-    """open_clip_train's DataInfo shape: a dataloader plus an epoch setter for its sampler."""
+    """open_clip_train's DataInfo shape: a dataloader plus an epoch setter for its sampler, or for the
+    epoch its webdataset workers share (``open_clip_train.data.SharedEpoch``)."""
 
     dataloader: Any
     sampler: ContiguousDistributedSampler | None = None
+    shared_epoch: Any = None
 
     def set_epoch(self, epoch: int) -> None:
         if self.sampler is not None:
             self.sampler.set_epoch(epoch)
+        if self.shared_epoch is not None:
+            self.shared_epoch.set_value(epoch)
 
 
 def prepare_dataset_folder(

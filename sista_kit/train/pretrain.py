@@ -267,7 +267,7 @@ def _prune_checkpoints(ckpt_dir: Path, done: int, keep: int) -> None:
 
 def _loaders(
     cfg: PretrainConfig,
-    folder: Path,
+    folder: Path | None,
     tokenizer: Any,
     corpus: list[str],
     loss: torch.nn.Module,
@@ -275,9 +275,11 @@ def _loaders(
     device: torch.device,
     args: Namespace,
     name: str,
+    shards: Any = None,
 ) -> tuple[dict[str, Any], HeldoutRetrieval | None]:
     """open_clip's ``data`` dict (train, and val on the master) and the held-out retrieval of the run; text
-    providers embed every report once here."""
+    providers embed every report once here, unless the training shards carry their embeddings (``shards``:
+    a :class:`~sista_kit.train.shard_loader.ShardSource`; ``folder`` is then None when only shards exist)."""
     from sista_kit.data.datasets import PretrainDataset
     from sista_kit.data.synthetic.export import read_manifest
     from sista_kit.data.transforms import ImageTransform
@@ -287,22 +289,53 @@ def _loaders(
     providers = _providers(loss)
     with_labels = any(p.source == "report_labels" for p in providers)
     text_providers = [p for p in providers if isinstance(p, TextReportSimilarity)]
-    val_rows = read_manifest(folder, cfg.val_split) if cfg.val_split and cfg.val_frequency else []
+    val_rows = (
+        read_manifest(folder, cfg.val_split)
+        if folder is not None and cfg.val_split and cfg.val_frequency
+        else []
+    )
+    stored = False
+    if shards is not None and text_providers:
+        from sista_kit.train.shard_loader import stored_embeddings_match
+
+        stored = stored_embeddings_match(shards.index, cfg.loss_kwargs)
+        if not stored:
+            _log.warning(
+                "the shards carry no report embeddings of this provider: embedding the corpus for this run"
+            )
     embed = None
     if text_providers:
-        reports = corpus + [r["report"] for r in val_rows if str(r.get("report") or "").strip()]
+        reports = ([] if stored else corpus) + [
+            r["report"] for r in val_rows if str(r.get("report") or "").strip()
+        ]
         embed = ReportEmbeddingTable(text_providers[0], reports, progress=cfg.progress and master)
     collate = PretrainCollate(embed, with_labels, cfg.max_length if cfg.accum_freq > 1 else None)
 
-    train_set = PretrainDataset(
-        folder,
-        tokenizer,
-        cfg.max_length,
-        ImageTransform(augment=cfg.augment, image_size=image_size),
-        split=cfg.train_split,
-    )
-    data = {
-        "train": make_loader(
+    transform = ImageTransform(augment=cfg.augment, image_size=image_size)
+    if shards is not None:
+        from sista_kit.data.shards import ShardItems
+        from sista_kit.train.shard_loader import shard_loader
+
+        items = ShardItems(tokenizer, cfg.max_length, transform, with_embeddings=stored)
+        train = shard_loader(
+            shards.index,
+            cfg.train_split,
+            cfg.batch_size,
+            items,
+            collate,
+            cfg.workers,
+            cfg.seed,
+            args.world_size,
+            args.rank,
+            cfg.dataset_resampled,
+            cfg.train_num_samples,
+            device.type == "cuda",
+            cfg.progress and master,
+            name,
+        )
+    else:
+        train_set = PretrainDataset(folder, tokenizer, cfg.max_length, transform, split=cfg.train_split)
+        train = make_loader(
             train_set,
             cfg.batch_size,
             collate,
@@ -315,7 +348,7 @@ def _loaders(
             cfg.progress and master,
             name,
         )
-    }
+    data = {"train": train}
     if val_rows and master:
         val_set = PretrainDataset(
             folder, tokenizer, cfg.max_length, ImageTransform(image_size=image_size), split=cfg.val_split
@@ -376,12 +409,19 @@ def pretrain(config: PretrainConfig | dict[str, Any]) -> Path:
         resume = resume_point(cfg.resume, ckpt_dir)
         resume_from = resume.path if resume is not None else None
         image_size = cfg.image_size or int(model_config(cfg.model)["vision_cfg"].get("image_size", 224))
-        folder = prepare_dataset_folder(
-            cfg.data, cfg.data_dir, cfg.logs, cfg.num_samples, cfg.data_seed, image_size, master, barrier
-        )
-        train_rows = read_manifest(folder, cfg.train_split)
-        # the reports the dataset keeps (it drops and counts empty ones, naming their study ids)
-        corpus = [r["report"] for r in train_rows if str(r.get("report") or "").strip()]
+        shards = None
+        if cfg.dataset_type == "webdataset":
+            from sista_kit.train.shard_loader import open_shards
+
+            shards = open_shards(cfg.data, cfg.train_split)
+            folder, corpus = shards.folder, shards.corpus
+        else:
+            folder = prepare_dataset_folder(
+                cfg.data, cfg.data_dir, cfg.logs, cfg.num_samples, cfg.data_seed, image_size, master, barrier
+            )
+            train_rows = read_manifest(folder, cfg.train_split)
+            # the reports the dataset keeps (it drops and counts empty ones, naming their study ids)
+            corpus = [r["report"] for r in train_rows if str(r.get("report") or "").strip()]
         if resume_from is not None and cfg.tokenizer is None and (resume_from / "tokenizer").is_dir():
             from sista_kit.data.tokenizer import load_tokenizer
 
@@ -400,7 +440,7 @@ def pretrain(config: PretrainConfig | dict[str, Any]) -> Path:
             model.set_grad_checkpointing(True)
         loss = build_training_loss(cfg.loss, cfg.loss_kwargs, int(mcfg["embed_dim"]), corpus).to(device)
         random_seed(cfg.seed, args.rank)
-        data, heldout = _loaders(cfg, folder, tokenizer, corpus, loss, image_size, device, args, name)
+        data, heldout = _loaders(cfg, folder, tokenizer, corpus, loss, image_size, device, args, name, shards)
 
         optimizer = _optimizer(model, loss, cfg)
         scaler = torch.amp.GradScaler(device=device.type) if cfg.precision == "amp" else None
