@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--resume", action="store_true", help="keep finished work in --out (re-runs reuse it)")
     p.add_argument("--no-diagnostics", action="store_true", help="skip retrieval / grounding / FN detection")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check inputs, build every model and config, run one step of each stage on CPU and print "
+        "the extrapolated GPU time per stage (into OUT/dry-run)",
+    )
     return p
 
 
@@ -235,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     seeds = args.seeds or profile["pretrain_seeds"]
     jobs = args.jobs or max(1, min(2, os.cpu_count() or 1))
     out = Path(args.out)
+    if args.dry_run:
+        from suite.dryrun import dry_run
+
+        return dry_run(args.data, profile, tasks, methods, fractions, seeds, out, not args.no_diagnostics)
     if out.exists() and any(p.name != ".lock" for p in out.iterdir()) and not args.resume:
         raise SystemExit(f"{out} is not empty: pass --resume to continue it, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)

@@ -99,12 +99,15 @@ class MultiScaleEncoder(nn.Module):
             self.trunk.eval()
         return self
 
-    def _check_input(self, x: torch.Tensor) -> None:
+    def _check_input(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` checked, grey-scale images repeated to the channels of an RGB trunk."""
         if x.dim() != 4:
             raise ValueError(f"expected images (B, C, H, W), got shape {tuple(x.shape)}")
         chans = (
             self.trunk.patch_embed.proj.in_channels if self.kind == "vit" else self.trunk.conv1.in_channels
         )
+        if x.shape[1] == 1 and chans > 1:
+            x = x.expand(-1, chans, -1, -1)
         if x.shape[1] != chans:
             raise ValueError(f"encoder takes {chans} channel(s), got images of shape {tuple(x.shape)}")
         size = self.image_size
@@ -114,6 +117,7 @@ class MultiScaleEncoder(nn.Module):
             and not getattr(self.trunk, "dynamic_img_size", False)
         ):
             raise ValueError(f"this ViT was built for {size[0]}x{size[1]} images, got {tuple(x.shape[-2:])}")
+        return x
 
     def _trunk_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         if self.kind == "vit":
@@ -124,7 +128,7 @@ class MultiScaleEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Multi-scale maps, finest first: channels ``self.out_channels``, strides ``self.strides``."""
-        self._check_input(x)
+        x = self._check_input(x)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             maps = self._trunk_maps(x)
         if self.kind == "resnet":
@@ -135,7 +139,7 @@ class MultiScaleEncoder(nn.Module):
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
         """Global image features (B, D): the trunk's own pooling ([CLS] / average), before any head."""
-        self._check_input(x)
+        x = self._check_input(x)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             return self.trunk.forward_head(self.trunk.forward_features(x), pre_logits=True)
 

@@ -102,6 +102,9 @@ class SistaCLIP(nn.Module):
         trunk = self.visual.trunk
         if image.ndim != 4:
             raise ValueError(f"images must be (B, C, H, W), got shape {tuple(image.shape)}")
+        chans = _trunk_in_chans(trunk)
+        if image.shape[1] == 1 and chans not in (None, 1):  # grey-scale radiographs into an RGB trunk
+            image = image.expand(-1, chans, -1, -1)
         if is_vit(trunk):
             prefix_n = trunk.num_prefix_tokens
             depth = len(trunk.blocks)
