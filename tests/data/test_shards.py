@@ -316,3 +316,14 @@ def test_two_process_run_on_shards(even_shards, tmp_path):
     cfg = _run_config(shards, tmp_path, "ddp", log_every_n_steps=1, device="cpu")
     mp.spawn(_ddp_run, args=(2, port, cfg), nprocs=2, join=True)
     assert len(read_csv(tmp_path / "ddp" / "train.csv")) == n // (2 * 4)
+
+
+def test_command_line_writes_shards_and_names_bad_providers(folder, tmp_path, capsys):
+    from sista_kit.train.shards import main
+
+    assert main([str(folder), "--out", str(tmp_path / "s"), "--max-count", "20", "--no-progress"]) == 0
+    assert Path(capsys.readouterr().out.strip()) == tmp_path / "s"
+    assert read_shard_index(tmp_path / "s")["request"]["report_embeddings"] is None
+    with pytest.raises(SystemExit):
+        main([str(folder), "--out", str(tmp_path / "t"), "--similarity", "labels"])
+    assert "only text providers embed reports" in capsys.readouterr().err
