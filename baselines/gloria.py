@@ -44,7 +44,7 @@ from sista_kit.checks import (
     check_weight,
     same_size,
 )
-from sista_kit.losses.distributed import gather_no_grad, gather_with_grad
+from sista_kit.losses.distributed import gather_no_grad, gather_with_grad, pad_to_global_max
 from sista_kit.losses.registry import register_loss
 
 
@@ -355,6 +355,8 @@ class GLoRIALoss(nn.Module):
             mask = torch.cat([text_mask.new_ones(text_mask.shape[0], 1), text_mask], dim=1)
         if self.gather:
             image_features, text_features = gather_with_grad(image_features), gather_with_grad(text_features)
+            # ranks size their word slots by their own longest report: pad to one L before gathering
+            words, mask = pad_to_global_max(words, 1), pad_to_global_max(mask, 1, False)
             image_tokens, words = gather_with_grad(image_tokens), gather_with_grad(words)
             if mask.dtype == torch.bool:
                 mask = gather_no_grad(mask.to(torch.uint8)).bool()

@@ -47,3 +47,21 @@ def global_mean_factor(mask: Tensor) -> Tensor | float:
     n_global = n_local.clone()
     dist.all_reduce(n_global)
     return (n_local * world_size() / n_global).to(torch.float32)
+
+
+def pad_to_global_max(x: Tensor, dim: int = 1, value: float | bool = 0) -> Tensor:
+    """``x`` padded with ``value`` at the end of ``dim`` to that dim's largest size over the ranks.
+
+    All-gather needs one shape on every rank; word slots (B, L, D) differ in L when each rank sizes
+    its batch by its own longest report. Keeps the autograd graph.
+    """
+    if world_size() == 1:
+        return x
+    size = torch.tensor([x.shape[dim]], device=x.device)
+    dist.all_reduce(size, op=dist.ReduceOp.MAX)
+    extra = int(size) - x.shape[dim]
+    if extra == 0:
+        return x
+    shape = list(x.shape)
+    shape[dim] = extra
+    return torch.cat([x, x.new_full(shape, value)], dim=dim)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
+from dist_launch import run_ranks
 
 from sista_kit.baselines import MGCALoss, mgca_loss, sinkhorn_knopp
 
@@ -37,35 +34,21 @@ def _protos() -> torch.Tensor:
     return torch.randn(9, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
 
 
-def _worker(rank: int, init_file: str, queue) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
-    try:
-        x = _inputs()
-        half = slice(rank * 4, rank * 4 + 4)
-        local = {k: v[half] for k, v in x.items()}
-        codes = sinkhorn_knopp(_scores(local, _protos()), epsilon=0.05, iterations=3)
-        module = MGCALoss(embed_dim=6, num_prototypes=9).double()
-        module.prototypes.data.copy_(_protos())
-        module.set_epoch(1)
-        module(**local).backward()
-        # numpy arrays travel by value (tensors would use shared memory that dies with this process)
-        queue.put((rank, codes.numpy(), module.prototypes.grad.numpy()))
-    finally:
-        dist.destroy_process_group()
+def _worker(rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    x = _inputs()
+    half = slice(rank * 4, rank * 4 + 4)
+    local = {k: v[half] for k, v in x.items()}
+    codes = sinkhorn_knopp(_scores(local, _protos()), epsilon=0.05, iterations=3)
+    module = MGCALoss(embed_dim=6, num_prototypes=9).double()
+    module.prototypes.data.copy_(_protos())
+    module.set_epoch(1)
+    module(**local).backward()
+    return codes, module.prototypes.grad
 
 
 @pytest.mark.distributed
-def test_distributed_sinkhorn_and_prototype_gradients(tmp_path: Path) -> None:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(r, str(tmp_path / "init"), queue)) for r in range(WORLD)]
-    for proc in procs:
-        proc.start()
-    got = [queue.get(timeout=120) for _ in range(WORLD)]
-    results = {r: (torch.from_numpy(c), torch.from_numpy(g)) for r, c, g in got}
-    for proc in procs:
-        proc.join(timeout=60)
-        assert proc.exitcode == 0
+def test_distributed_sinkhorn_and_prototype_gradients() -> None:
+    results = run_ranks(_worker, WORLD)
 
     x = _inputs()
     whole = sinkhorn_knopp(_scores(x, _protos()), epsilon=0.05, iterations=3)

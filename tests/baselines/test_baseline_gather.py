@@ -3,23 +3,13 @@
 
 from __future__ import annotations
 
-import os
-import socket
-
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
+from dist_launch import run_ranks
 
 from sista_kit.baselines import ConVIRTLoss, GLoRIALoss
 
 WORLD, BATCH = 2, 6
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _inputs(b=BATCH, e=5, p=4, length=4):
@@ -54,34 +44,14 @@ def _run(rows):
     return out
 
 
-def _worker(rank: int, port: int, queue) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
-    try:
-        half = BATCH // WORLD
-        out = _run(slice(rank * half, (rank + 1) * half))
-        # plain arrays: tensors would travel as shared-memory handles that die with this process
-        queue.put((rank, {name: [t.numpy() for t in values] for name, values in out.items()}))
-    finally:
-        dist.destroy_process_group()
+def _worker(rank: int) -> dict:
+    half = BATCH // WORLD
+    return _run(slice(rank * half, (rank + 1) * half))
 
 
 @pytest.mark.distributed
 def test_baselines_gather_the_global_batch():
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    port = _free_port()
-    procs = [ctx.Process(target=_worker, args=(rank, port, queue)) for rank in range(WORLD)]
-    for proc in procs:
-        proc.start()
-    received = dict(queue.get(timeout=120) for _ in procs)
-    results = {
-        r: {n: [torch.from_numpy(a) for a in v] for n, v in out.items()} for r, out in received.items()
-    }
-    for proc in procs:
-        proc.join(timeout=60)
-        assert proc.exitcode == 0
+    results = run_ranks(_worker, WORLD)
     single = _run(slice(0, BATCH))
     half = BATCH // WORLD
     for name in ("convirt", "gloria"):

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import socket
-
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
+from dist_launch import run_ranks
 
 from sista_kit.losses import SemanticInstanceAlignLoss, SISTALoss
 
 WORLD = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _inputs(b=8, e=6, p=5, length=4):
@@ -60,46 +50,13 @@ def _run(inputs, rows):
     return out
 
 
-def _worker(rank: int, port: int, queue) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
-    try:
-        inputs = _inputs()
-        rows = slice(rank * 4, rank * 4 + 4)
-        out = _run(inputs, rows)
-        # numpy arrays travel by value: tensors would travel through shared memory that dies with this process
-        queue.put(
-            (
-                rank,
-                {
-                    name: tuple(None if v is None else v.numpy() for v in values)
-                    for name, values in out.items()
-                },
-            )
-        )
-    finally:
-        dist.destroy_process_group()
+def _worker(rank: int) -> dict:
+    return _run(_inputs(), slice(rank * 4, rank * 4 + 4))
 
 
 @pytest.mark.distributed
 def test_two_processes_equal_one_process():
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    port = _free_port()
-    procs = [ctx.Process(target=_worker, args=(rank, port, queue)) for rank in range(WORLD)]
-    for proc in procs:
-        proc.start()
-    results = {
-        rank: {
-            name: tuple(None if v is None else torch.from_numpy(v) for v in values)
-            for name, values in out.items()
-        }
-        for rank, out in (queue.get(timeout=120) for _ in procs)
-    }
-    for proc in procs:
-        proc.join(timeout=60)
-        assert proc.exitcode == 0
+    results = run_ranks(_worker, WORLD)
     single = _run(_inputs(), slice(0, 8))
     for name, (loss, grad_img, grad_txt, grad_tok) in single.items():
         mean_loss = sum(results[rank][name][0] for rank in range(WORLD)) / WORLD
