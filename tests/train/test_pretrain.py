@@ -2,57 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import socket
-
 import pytest
 import torch
-import torch.multiprocessing as mp
+from dist_launch import run_ranks
 from safetensors.torch import load_file
+from tiny_runs import pretrain_rank, tiny_config, tiny_model
 
 from sista_kit.losses import available_losses
-from sista_kit.models.configs import model_config
-from sista_kit.train import PretrainConfig, pretrain
+from sista_kit.train import pretrain
 from sista_kit.train.logs import read_csv
-
-IMAGE = 64
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    from sista_kit.data.datasets import build_synthetic
-
-    return str(build_synthetic(tmp_path_factory.mktemp("data") / "syn", 160, seed=0, image_size=IMAGE))
-
-
-def _model(dropout: float = 0.1) -> dict:
-    cfg = model_config("sista-tiny")
-    cfg["text_cfg"]["hf_config"].update(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
-    return cfg
-
-
-def _config(logs, data_dir, loss="sista", **kw) -> PretrainConfig:
-    values = dict(
-        model=_model(),
-        loss=loss,
-        data=data_dir,
-        image_size=IMAGE,
-        batch_size=8,
-        epochs=2,
-        lr=1e-3,
-        warmup=1,
-        max_length=48,
-        vocab_size=400,
-        workers=0,
-        log_every_n_steps=1,
-        progress=False,
-        val_split=None,
-        logs=str(logs),
-        name="run",
-        seed=0,
-    )
-    values.update(kw)
-    return PretrainConfig(**values)
 
 
 def _losses(run_dir) -> list[float]:
@@ -64,7 +22,7 @@ def _losses(run_dir) -> list[float]:
 def test_few_steps_decrease_each_loss(tmp_path, data_dir, loss):
     kwargs = {"loss_kwargs": {"num_prototypes": 16}} if loss == "mgca" else {}
     # the 24 pairs of the small 'train' split, seen for 4 epochs (3 steps each)
-    ckpt = pretrain(_config(tmp_path, data_dir, loss, epochs=4, train_split="train", **kwargs))
+    ckpt = pretrain(tiny_config(tmp_path, data_dir, loss, epochs=4, train_split="train", **kwargs))
     values = _losses(tmp_path / "run")
     assert len(values) == 12 and all(torch.isfinite(torch.tensor(values)))
     first, last = sum(values[:3]) / 3, sum(values[-3:]) / 3
@@ -75,9 +33,9 @@ def test_few_steps_decrease_each_loss(tmp_path, data_dir, loss):
 @pytest.mark.slow
 def test_resume_continues_exactly(tmp_path, data_dir):
     # dropout on, so that the restored RNG state matters too
-    full = pretrain(_config(tmp_path / "a", data_dir, "clip", epochs=2))
+    full = pretrain(tiny_config(tmp_path / "a", data_dir, "clip", epochs=2))
     first_epoch = full.parent / "epoch_1"
-    resumed = pretrain(_config(tmp_path / "b", data_dir, "clip", epochs=2, resume=str(first_epoch)))
+    resumed = pretrain(tiny_config(tmp_path / "b", data_dir, "clip", epochs=2, resume=str(first_epoch)))
     a = read_csv(tmp_path / "a" / "run" / "train.csv")
     b = read_csv(tmp_path / "b" / "run" / "train.csv")
     steps_per_epoch = len(a) // 2
@@ -89,42 +47,12 @@ def test_resume_continues_exactly(tmp_path, data_dir):
 
 @pytest.mark.slow
 def test_resume_latest_after_interruption(tmp_path, data_dir):
-    pretrain(_config(tmp_path, data_dir, "clip", epochs=1, train_split="train"))
+    pretrain(tiny_config(tmp_path, data_dir, "clip", epochs=1, train_split="train"))
     ckpt = tmp_path / "run" / "checkpoints"
     (ckpt / ".epoch_2.tmp-deadbeef").mkdir()  # what an interrupted write leaves: never picked up
-    out = pretrain(_config(tmp_path, data_dir, "clip", epochs=2, train_split="train", resume="latest"))
+    out = pretrain(tiny_config(tmp_path, data_dir, "clip", epochs=2, train_split="train", resume="latest"))
     assert out == ckpt / "epoch_2"
     assert [r["step"] for r in read_csv(tmp_path / "run" / "train.csv")] == list(range(6))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ddp_worker(rank: int, world: int, port: int, cfg: PretrainConfig) -> None:
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world),
-    )
-    torch.set_num_threads(1)
-    pretrain(cfg)
-
-
-@pytest.fixture(scope="module")
-def tokenizer_dir(tmp_path_factory, data_dir):
-    """One tokenizer for runs that are compared: WordPiece training in `tokenizers` breaks count ties
-    by hash-map order (huggingface/tokenizers#1794), so two separately trained vocabularies differ."""
-    from sista_kit.data.synthetic.export import read_manifest
-    from sista_kit.data.tokenizer import train_tokenizer
-
-    folder = tmp_path_factory.mktemp("tokenizer")
-    train_tokenizer([r["report"] for r in read_manifest(data_dir, "train")], folder, vocab_size=400)
-    return str(folder)
 
 
 @pytest.mark.slow
@@ -132,12 +60,12 @@ def tokenizer_dir(tmp_path_factory, data_dir):
 @pytest.mark.parametrize("loss", ["clip", "sia"])
 def test_two_process_gloo_matches_one_process(tmp_path, data_dir, tokenizer_dir, loss):
     common = dict(
-        model=_model(dropout=0.0), epochs=1, train_split="train", device="cpu", tokenizer=tokenizer_dir
+        model=tiny_model(dropout=0.0), epochs=1, train_split="train", device="cpu", tokenizer=tokenizer_dir
     )
-    one = _config(tmp_path / "one", data_dir, loss, batch_size=8, **common)
-    two = _config(tmp_path / "two", data_dir, loss, batch_size=4, **common)
+    one = tiny_config(tmp_path / "one", data_dir, loss, batch_size=8, **common)
+    two = tiny_config(tmp_path / "two", data_dir, loss, batch_size=4, **common)
     pretrain(one)
-    mp.spawn(_ddp_worker, args=(2, _free_port(), two), nprocs=2, join=True)
+    run_ranks(pretrain_rank, 2, two, init_group=False)
     l1, l2 = _losses(tmp_path / "one" / "run"), _losses(tmp_path / "two" / "run")
     assert len(l1) == len(l2) == 3
     # same weights, same global batch: the loss over the gathered batch is the one-process loss

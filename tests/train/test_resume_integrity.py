@@ -12,47 +12,16 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny_runs import tiny_config
 
 from sista_kit.models.checkpoint import CheckpointError, load_train_state
 from sista_kit.train import PretrainConfig, pretrain
 from sista_kit.train.state import check_resumable, checkpoint_problem, latest_intact_checkpoint, resume_point
 
-IMAGE = 64
-
 
 def _config(logs: Path, data_dir: str, **kw) -> PretrainConfig:
     """A 3-steps-per-epoch run of the tiny model on the 24 pairs of the 'train' split."""
-    from sista_kit.models.configs import model_config
-
-    values = dict(
-        model=model_config("sista-tiny"),
-        loss="clip",
-        data=data_dir,
-        image_size=IMAGE,
-        batch_size=8,
-        epochs=2,
-        lr=1e-3,
-        warmup=1,
-        max_length=48,
-        vocab_size=400,
-        workers=0,
-        log_every_n_steps=1,
-        progress=False,
-        val_split=None,
-        train_split="train",
-        logs=str(logs),
-        name="run",
-        seed=0,
-    )
-    values.update(kw)
-    return PretrainConfig(**values)
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> str:
-    from sista_kit.data.datasets import build_synthetic
-
-    return str(build_synthetic(tmp_path_factory.mktemp("data") / "syn", 160, seed=0, image_size=IMAGE))
+    return tiny_config(logs, data_dir, **{"loss": "clip", "train_split": "train", **kw})
 
 
 @pytest.fixture(scope="module")
