@@ -28,7 +28,13 @@ from sista_kit.checks import (
     check_tensor,
 )
 
-from .sta_fused import MINMAX_EPS, normalize, sparse_grouped_embeddings_fused, token_contrast_fused
+from .sta_fused import (
+    MINMAX_EPS,
+    contrast_fits,
+    normalize,
+    sparse_grouped_embeddings_fused,
+    token_contrast_fused,
+)
 
 __all__ = [
     "MINMAX_EPS",
@@ -198,7 +204,8 @@ def sparse_token_align_loss(
     words = normalize(text_tokens)
     group = _grouping(backend, patches, words)
     grouped = group(patches, words, text_mask, sparsify=sparsify, threshold=threshold, k=k)
-    return token_contrast_fused(normalize(grouped), words, text_mask, temperature)
+    contrast = token_contrast_fused if contrast_fits(temperature, words.dtype) else token_contrast_loss
+    return contrast(normalize(grouped), words, text_mask, temperature)
 
 
 def sparse_token_align_loss_reference(
@@ -263,7 +270,8 @@ def _dense_instance_loss(
     neg_inf = torch.finfo(logits.dtype).min
     if strategy == "eliminate":  # false negatives and the neutral band leave both denominators
         low = threshold if neutral_band is None else neutral_band[0]
-        masked = logits.masked_fill(_off_diagonal(similarity >= low), neg_inf)
+        # in place: the logits are this call's own product, whose backward does not read them
+        masked = logits.masked_fill_(_off_diagonal(similarity >= low), neg_inf)
         return 0.5 * (F.cross_entropy(masked, targets) + F.cross_entropy(masked.T, targets))
     if neutral_band is not None:
         neutral = _off_diagonal((similarity >= neutral_band[0]) & (similarity < threshold))

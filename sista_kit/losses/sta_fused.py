@@ -4,14 +4,16 @@
 :func:`~sista_kit.losses.functional.token_contrast_loss` define the math; these Functions give the
 same values and gradients with hand-written backward passes:
 
-- :class:`SparseGroupingFunction`: ``c = A @ V`` with the sparse weights ``A`` built in the buffer of
-  the similarities (min-max, sparsify, renormalise, mask: in place). Backward, for a word with kept
+- :class:`SparseGroupingFunction`: ``c = A @ V`` with the kept values n of ``A = n / T`` built in the
+  buffer of the similarities (min-max, sparsify: in place) and 1 / T, the uniform rows and the mask
+  applied to (B, L, D) rows. Backward, for a word with kept
   set K, total T and span s = max - min + eps: with ``g = dL/dA`` and ``<A, g>`` its row dot product,
   dL/dS = [A > 0] (g - <A, g>) / (T s), minus the row sum of that at the arg-min (the max term
   vanishes because the weights sum to 1); <A, g> = <c, dL/dc> is a dot product over D. Rows that
   keep nothing (uniform 1/P) and masked rows get 0.
-- :class:`TokenContrastFunction`: the within-pair word contrast from one masked logit buffer whose
-  row and column log-sum-exps give both directions (the pair mask is symmetric).
+- :class:`TokenContrastFunction`: the within-pair word contrast from one buffer of shifted
+  exponentials whose row and column sums give both directions (the pair mask is symmetric); exact
+  where :func:`contrast_fits` holds (the caller takes the reference elsewhere).
 
 Low-precision inputs are computed in float32 (the grouping's epsilon underflows in float16).
 """
@@ -24,12 +26,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .normalize import NormalizeFunction, normalize
+from .shifted_exp import exp_fits
 
 __all__ = [
     "MINMAX_EPS",
     "NormalizeFunction",
     "SparseGroupingFunction",
     "TokenContrastFunction",
+    "contrast_fits",
     "normalize",
     "sparse_grouped_embeddings_fused",
     "token_contrast_fused",
@@ -56,9 +60,20 @@ def _full_precision(x: Tensor):
     return torch.autocast(device_type=x.device.type, enabled=False)
 
 
-def _sparse_weights_(sim: Tensor, mask: Tensor, topk: bool, cut: float, k: int) -> tuple[Tensor, ...]:
-    """Turn ``sim`` (B, L, P) into the weights A in place; return (A, row total, span, arg-min)."""
-    patches = sim.shape[-1]
+def _where_positive_(grad: Tensor, values: Tensor) -> Tensor:
+    """``grad`` zeroed in place where ``values <= 0``: ReLU's backward, one pass without a mask."""
+    return torch.ops.aten.threshold_backward.grad_input(grad, values, 0.0, grad_input=grad)
+
+
+def contrast_fits(temperature: float, dtype: torch.dtype) -> bool:
+    """Whether :class:`TokenContrastFunction` is exact at ``temperature`` for inputs of ``dtype``:
+    exp(-2/t), its smallest entry, must be a normal number of the work dtype (t >= 0.026 in float32)."""
+    return exp_fits(2.0 / temperature, _work_dtype(dtype))
+
+
+def _sparsified_(sim: Tensor, topk: bool, cut: float, k: int) -> tuple[Tensor, ...]:
+    """Turn ``sim`` (B, L, P) in place into the kept min-max normalised values n (A = n / T, not
+    formed); return (n, row total T, span, arg-min)."""
     low, arg_low = sim.min(dim=-1, keepdim=True)
     high = sim.amax(dim=-1, keepdim=True)
     span = (high - low).add_(MINMAX_EPS)
@@ -68,38 +83,40 @@ def _sparse_weights_(sim: Tensor, mask: Tensor, topk: bool, cut: float, k: int) 
         sim.zero_().scatter_(-1, index, values)
     else:
         F.threshold(sim, _below(cut, sim.dtype), 0.0, inplace=True)  # keep n >= cut
-    total = sim.sum(dim=-1, keepdim=True)
-    valid = mask.unsqueeze(-1)
-    empty = (total <= 0) & valid
-    # masked rows divide by inf (-> 0); rows that keep nothing get 1/P
-    divisor = total.clamp_min(1e-30).masked_fill_(~valid, float("inf"))
-    torch.addcdiv(empty.to(sim.dtype) / patches, sim, divisor, out=sim)
-    return sim, total, span, arg_low
+    return sim, sim.sum(dim=-1, keepdim=True), span, arg_low
 
 
 class SparseGroupingFunction(torch.autograd.Function):
-    """``(patches (B, P, D), words (B, L, D), mask (B, L), topk, cut, k) -> c (B, L, D)``."""
+    """``(patches (B, P, D), words (B, L, D), mask (B, L), topk, cut, k) -> c (B, L, D)``.
+
+    The weights A = n / T are never formed: c = (n V) / T on rows that kept something, the mean patch
+    on real words that kept nothing (uniform 1/P), 0 on masked words; row scales act on (B, L, D).
+    """
 
     @staticmethod
     def forward(ctx, patches: Tensor, words: Tensor, mask: Tensor, topk: bool, cut: float, k: int) -> Tensor:
         work = _work_dtype(words.dtype)
         v, w = patches.to(work), words.to(work)
-        weights, total, span, arg_low = _sparse_weights_(torch.bmm(w, v.transpose(1, 2)), mask, topk, cut, k)
-        # 1 / (T s) on rows whose gradient flows (kept something, real word), 0 elsewhere
-        scale = torch.where((total > 0) & mask.unsqueeze(-1), 1.0 / (total * span), 0.0)
-        grouped = torch.bmm(weights, v)
-        ctx.save_for_backward(patches, words, weights, scale, arg_low, grouped)
+        kept, total, span, arg_low = _sparsified_(torch.bmm(w, v.transpose(1, 2)), topk, cut, k)
+        valid = mask.unsqueeze(-1)
+        row = torch.where((total > 0) & valid, 1.0 / total, 0.0)  # 1 / T where the gradient flows
+        uniform = ((total <= 0) & valid).to(work)  # real words that kept nothing
+        grouped = torch.bmm(kept, v).mul_(row).addcmul_(uniform, v.mean(dim=1, keepdim=True))
+        ctx.save_for_backward(patches, words, kept, row, row / span, uniform, arg_low, grouped)
         return grouped.to(words.dtype)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        patches, words, weights, scale, arg_low, grouped = ctx.saved_tensors
-        work = weights.dtype
+        patches, words, kept, row, scale, uniform, arg_low, grouped = ctx.saved_tensors
+        work = kept.dtype
         v, w, g = patches.to(work), words.to(work), grad_out.to(work)
-        grad_v = torch.bmm(weights.transpose(1, 2), g)
-        grad_s = torch.bmm(g, v.transpose(1, 2))  # dL/dA, turned into dL/dS in place
+        # A^T g, the uniform rows' share (1/P of their gradient to every patch) folded in
+        uniform_share = (uniform * g).sum(dim=1, keepdim=True) / v.shape[1]
+        grad_v = torch.baddbmm(uniform_share, kept.transpose(1, 2), g * row)
         inner = torch.linalg.vecdot(grouped, g).unsqueeze(-1)  # <A, dL/dA> = <A V, dL/dc>, over D not P
-        grad_s.sub_(inner).mul_(weights > 0).mul_(scale)
+        # (dL/dA - <A, dL/dA>) / (T s) as one product: the row scale and the shift folded in
+        grad_s = torch.baddbmm(inner.mul_(scale).neg_(), g * scale, v.transpose(1, 2))
+        grad_s = _where_positive_(grad_s, kept)
         grad_s.scatter_add_(-1, arg_low, -grad_s.sum(dim=-1, keepdim=True))
         grad_w = torch.bmm(grad_s, v)
         grad_v.baddbmm_(grad_s.transpose(1, 2), w)
@@ -108,36 +125,42 @@ class SparseGroupingFunction(torch.autograd.Function):
 
 class TokenContrastFunction(torch.autograd.Function):
     """``(grouped (B, L, D), words (B, L, D), mask (B, L), temperature) -> scalar``: mean over real
-    words of (word-side + group-side cross-entropy) / 2, within each pair."""
+    words of (word-side + group-side cross-entropy) / 2, within each pair.
+
+    Rows of ``grouped`` and ``words`` have norm <= 1, so every logit lies in [-1/t, 1/t]: one buffer
+    E = exp(logit - 1/t), zero outside the pair mask, gives both log-sum-exps as row and column sums
+    (no max pass), and both softmaxes in backward (no exp). :func:`contrast_fits` says when E stays
+    a normal number of the work dtype.
+    """
 
     @staticmethod
     def forward(ctx, grouped: Tensor, words: Tensor, mask: Tensor, temperature: float) -> Tensor:
         work = _work_dtype(words.dtype)
-        logits = torch.bmm(words, grouped.transpose(1, 2)).to(work).div_(temperature)
-        pair = mask.unsqueeze(1) & mask.unsqueeze(2)
-        logits.masked_fill_(~pair, float("-inf"))
-        # rows / columns of masked words are all -inf: their lse is set to 0 (exp(-inf - 0) = 0)
-        lse_rows = torch.logsumexp(logits, dim=2).masked_fill_(~mask, 0.0)
-        lse_cols = torch.logsumexp(logits, dim=1).masked_fill_(~mask, 0.0)
-        diag = torch.diagonal(logits, dim1=1, dim2=2).masked_fill(~mask, 0.0)
+        c, w = grouped.to(work), words.to(work)
+        inv_t = 1.0 / temperature
+        # logit - 1/t, the shift folded into the product
+        expd = torch.baddbmm(w.new_full((1, 1, 1), -inv_t), w, c.transpose(1, 2), alpha=inv_t)
+        diag = expd.diagonal(dim1=1, dim2=2).clone()
+        expd.exp_().mul_(mask.unsqueeze(1)).mul_(mask.unsqueeze(2))  # 0 outside the pair mask
+        rows, cols = expd.sum(dim=2), expd.sum(dim=1)  # exp(lse - 1/t) of each direction
+        per_word = (0.5 * (rows.log() + cols.log()) - diag).masked_fill_(~mask, 0.0)
         count = mask.sum()
-        loss = (0.5 * (lse_rows + lse_cols) - diag).sum() / count
-        ctx.save_for_backward(grouped, words, mask, logits, lse_rows, lse_cols, count)
-        ctx.temperature = temperature
-        return loss.to(words.dtype)
+        ctx.save_for_backward(c, w, mask, expd, rows, cols, count)
+        ctx.inv_t, ctx.dtypes = inv_t, (grouped.dtype, words.dtype)
+        return (per_word.sum() / count).to(words.dtype)
 
     @staticmethod
     def backward(ctx, grad_loss: Tensor):
-        grouped, words, mask, logits, lse_rows, lse_cols, count = ctx.saved_tensors
-        factor = grad_loss.to(logits.dtype) / count
-        grad = torch.exp(logits - lse_rows.unsqueeze(2))
-        grad.add_(torch.exp(logits - lse_cols.unsqueeze(1)))
-        grad.diagonal(dim1=1, dim2=2).sub_(2.0 * mask.to(grad.dtype))
-        grad.mul_(0.5 * factor / ctx.temperature)
-        grad = grad.to(words.dtype)
-        grad_words = torch.bmm(grad, grouped)
-        grad_grouped = torch.bmm(grad.transpose(1, 2), words)
-        return grad_grouped, grad_words, None, None
+        c, w, mask, expd, rows, cols, count = ctx.saved_tensors
+        factor = grad_loss.to(expd.dtype) * ctx.inv_t / count
+        # softmax of rows = E / rows, of columns = E / cols; masked words weigh 0
+        a = (0.5 * factor / rows).masked_fill_(~mask, 0.0)
+        b = (0.5 * factor / cols).masked_fill_(~mask, 0.0)
+        grad = torch.mul(expd, a.unsqueeze(2)).addcmul_(expd, b.unsqueeze(1))
+        grad.diagonal(dim1=1, dim2=2).sub_(mask.to(grad.dtype) * factor)
+        grad_grouped = torch.bmm(grad.transpose(1, 2), w)
+        grad_words = torch.bmm(grad, c)
+        return grad_grouped.to(ctx.dtypes[0]), grad_words.to(ctx.dtypes[1]), None, None
 
 
 def sparse_grouped_embeddings_fused(

@@ -123,3 +123,25 @@ def test_low_precision_zero_padded_slots_give_finite_gradients(dtype):
         ref = sparse_token_align_loss_reference(image.float(), text.float(), mask)
         if isinstance(loss_fn, SparseTokenAlignLoss):
             torch.testing.assert_close(loss.float(), ref, rtol=2e-2, atol=2e-2)
+
+
+def test_contrast_at_low_temperatures():
+    """The one-exp contrast holds where exp(-2/t) is normal; below that the loss takes the reference."""
+    from sista_kit.losses.sta_fused import contrast_fits
+
+    assert contrast_fits(0.07, torch.float32) and not contrast_fits(0.02, torch.float32)
+    assert contrast_fits(0.02, torch.float64) and contrast_fits(0.05, torch.bfloat16)
+    _, text, mask = _tokens(dtype=torch.float32, seed=7)
+    gen = torch.Generator().manual_seed(9)
+    grouped = F.normalize(torch.randn(text.shape, generator=gen), dim=-1).requires_grad_()
+    words = F.normalize(text.detach(), dim=-1).requires_grad_()
+    ours = _grads(lambda c, w: TokenContrastFunction.apply(c, w, mask, 0.03), grouped, words)
+    ref = _grads(lambda c, w: token_contrast_loss(c, w, mask, 0.03), grouped, words)
+    for a, b in zip(ours, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    image, text, mask = _tokens(seed=8)
+    for tau in (0.02, 0.001):
+        got = sparse_token_align_loss(image.float(), text.float(), mask, temperature=tau)
+        want = sparse_token_align_loss_reference(image.float(), text.float(), mask, temperature=tau)
+        assert torch.isfinite(got)
+        torch.testing.assert_close(got, want)
