@@ -41,6 +41,7 @@ from sista_kit.checks import (
 )
 from sista_kit.losses.normalize import normalize
 from sista_kit.losses.registry import register_loss
+from sista_kit.losses.shifted_exp import exp_fits
 
 from .mgca_ce import weighted_diag_ce
 from .sinkhorn import sinkhorn_knopp
@@ -101,12 +102,14 @@ def _check_hparams(
         raise ValueError(f"need quantile_low <= quantile_high, got {quantile_low}, {quantile_high}")
 
 
-def _weighted_diag_ce(sim: Tensor, weights: Tensor, valid: Tensor | None) -> tuple[Tensor, Tensor]:
+def _weighted_diag_ce(
+    sim: Tensor, weights: Tensor, valid: Tensor | None, bounded: bool
+) -> tuple[Tensor, Tensor]:
     """Row and column cross-entropy of (B, N, N) ``sim`` with target = diagonal, weighted per slot
     and summed over slots, divided by B. ``valid`` (B, N) removes slots from both softmaxes."""
     batch = sim.shape[0]
     if valid is None:
-        return weighted_diag_ce(sim, weights)
+        return weighted_diag_ce(sim, weights, bounded=bounded)
     else:
         rows = torch.log_softmax(sim.masked_fill(~valid[:, None, :], float("-inf")), dim=2)
         cols = torch.log_softmax(sim.masked_fill(~valid[:, :, None], float("-inf")), dim=1)
@@ -226,14 +229,22 @@ def mgca_loss(
     out["ita_t2i"] = F.cross_entropy(ita_logits.t(), labels)
     out["ita"] = out["ita_i2t"] + out["ita_t2i"]
 
+    # Local logits are products of unit vectors over the temperature t, in [-1/t, 1/t]: shifted by
+    # -1/t inside the product (softmaxes and cross-entropies do not see a shift), their exp needs
+    # no max pass (see sista_kit.losses.shifted_exp).
+    inv_t = 1.0 / local_temperature
+    bounded = exp_fits(2.0 * inv_t, word.dtype)
+    shift = word.new_full((1, 1, 1), -inv_t if bounded else 0.0)
+
     # Word side: every slot attends over the patches of its own image.
     word_weights = clipped_word_weights(text_attention, quantile_low, quantile_high).to(word.dtype)
-    dots = word @ patch.transpose(1, 2)  # (B, L, P), also the patch side's scores (transposed)
-    attn = torch.softmax(dots / local_temperature, dim=-1)
+    # (B, L, P) scores (word . patch - 1) / t, also the patch side's (transposed)
+    dots = torch.baddbmm(shift, word, patch.transpose(1, 2), alpha=inv_t)
+    attn = torch.softmax(dots, dim=-1)
     word_out = normalize(attn @ patch)
-    word_sim = word @ word_out.transpose(1, 2) / local_temperature
+    word_sim = torch.baddbmm(shift, word, word_out.transpose(1, 2), alpha=inv_t)
     valid = text_mask if mask_pad_words else None
-    out["word_rows"], out["word_cols"] = _weighted_diag_ce(word_sim, word_weights, valid)
+    out["word_rows"], out["word_cols"] = _weighted_diag_ce(word_sim, word_weights, valid, bounded)
     out["word"] = (out["word_rows"] + out["word_cols"]) / 2
     out["local"] = out["word"]
 
@@ -241,21 +252,22 @@ def mgca_loss(
     patch_weights = None
     if bidirectional:
         scores = dots.transpose(1, 2).masked_fill(~text_mask[:, None, :], float("-inf"))
-        patch_attn = torch.softmax(scores / local_temperature, dim=-1)  # (B, P, L)
+        patch_attn = torch.softmax(scores, dim=-1)  # (B, P, L)
         if image_attention is None:
             patch_out = F.normalize(patch_attn @ word, dim=-1)
             patch_weights = patch.new_full((batch, n_patch), 1.0 / n_patch)
-            patch_sim = patch @ patch_out.transpose(1, 2) / local_temperature
+            patch_sim = torch.baddbmm(shift, patch, patch_out.transpose(1, 2), alpha=inv_t)
         else:
             patch_weights = clipped_patch_weights(image_attention, quantile_low, quantile_high).to(
                 patch.dtype
             )
             # patch_sim = patch (A word)^T = (A dots)^T, from the dot products already formed:
             # O(P^2 L) instead of O(P L D + P^2 D). Its transpose is formed; rows and columns swap.
-            sim_t = patch_attn @ dots / local_temperature
-            cols, rows = weighted_diag_ce(sim_t, patch_weights)
+            # The rows of A sum to 1: the shift of dots carries over.
+            sim_t = patch_attn @ dots
+            cols, rows = weighted_diag_ce(sim_t, patch_weights, bounded=bounded)
         if image_attention is None:
-            rows, cols = _weighted_diag_ce(patch_sim, patch_weights, None)
+            rows, cols = _weighted_diag_ce(patch_sim, patch_weights, None, bounded)
         out["patch_rows"], out["patch_cols"] = rows, cols
         out["patch"] = (out["patch_rows"] + out["patch_cols"]) / 2
         out["local"] = out["word"] + out["patch"]

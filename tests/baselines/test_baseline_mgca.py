@@ -239,3 +239,30 @@ def test_errors() -> None:
         MGCALoss(embed_dim=16, freeze_prototypes_epochs=0)(**_model_out(x))
     with pytest.raises(ValueError, match="quantile"):
         MGCALoss(quantile_low=0.9, quantile_high=0.1)
+
+
+def test_local_terms_at_a_temperature_without_the_one_exp_path() -> None:
+    """At local_temperature 0.01 float64 takes the one-exp path and float32 (exp(-200) is not a normal
+    float32) the log-sum-exp path: they agree."""
+    x = _inputs(seed=5)
+    want = mgca_loss(**x, local_temperature=0.01)
+    single = {k: v.float() if v.is_floating_point() else v for k, v in x.items()}
+    got = mgca_loss(**single, local_temperature=0.01)
+    for key in ("word", "patch"):
+        assert torch.isfinite(got[key])
+        torch.testing.assert_close(got[key].double(), want[key], rtol=1e-4, atol=1e-4)
+
+
+def test_weighted_diag_ce_one_exp_path_matches_log_sum_exp() -> None:
+    from sista_kit.baselines.mgca_ce import weighted_diag_ce
+
+    gen = torch.Generator().manual_seed(3)
+    sim = (torch.rand(3, 5, 5, generator=gen, dtype=torch.float64) * -20.0).requires_grad_()
+    weights = torch.rand(3, 5, generator=gen, dtype=torch.float64)
+    fast = weighted_diag_ce(sim, weights, bounded=True)
+    slow = weighted_diag_ce(sim, weights)
+    upstream = torch.tensor([0.7, 1.3], dtype=torch.float64)
+    grads = [torch.autograd.grad(torch.stack(v) @ upstream, sim)[0] for v in (fast, slow)]
+    torch.testing.assert_close(torch.stack(fast), torch.stack(slow), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda s: weighted_diag_ce(s, weights, bounded=True), (sim,))
