@@ -100,15 +100,11 @@ class GramQuadraticForm(torch.autograd.Function):
 
 
 def _bucket_similarity(
-    regions: Tensor, gram: Tensor, words: Tensor, used: Tensor, temp1: float, temp2: float, eps: float
+    dots: Tensor, gram: Tensor, words: Tensor, used: Tensor, temp1: float, temp2: float, eps: float
 ) -> Tensor:
-    """R[j, i] of the images ``regions`` (Bc, P, D) against the texts ``words`` (Bt, Lb, D)."""
-    n_img, n_reg, dim = regions.shape
-    n_txt, n_words, _ = words.shape
-    # dots[j, p, i, t] = v_{j,p} . e_{i,t}: one GEMM, words last so the word softmax is contiguous.
-    dots = (regions.reshape(n_img * n_reg, dim) @ words.reshape(n_txt * n_words, dim).t()).view(
-        n_img, n_reg, n_txt, n_words
-    )
+    """R[j, i] of the images with Gram matrices ``gram`` (Bc, P, P) against the texts ``words``
+    (Bt, Lb, D), from their dot products ``dots[j, p, i, t] = v_{j,p} . e_{i,t}`` (Bc, P, Bt, Lb)."""
+    n_img, n_reg, n_txt, n_words = dots.shape
     unused = torch.zeros(used.shape, dtype=dots.dtype, device=dots.device).masked_fill_(~used, float("-inf"))
     a1 = torch.softmax(dots + unused, dim=3)  # over the used words
     a2 = torch.softmax(a1 * temp1, dim=1)  # over regions
@@ -129,11 +125,21 @@ def _local_block(
     temp2: float,
     eps: float,
 ) -> Tensor:
-    """R[j, i] for the images ``regions`` (Bc, P, D) against every text, columns in bucket order."""
+    """R[j, i] for the images ``regions`` (Bc, P, D) against every text, columns in bucket order.
+
+    The region-word dot products of all buckets come from one GEMM (a few wide products run faster
+    than one narrow product per bucket); each bucket reads its column block, words last so that the
+    word softmax is contiguous.
+    """
+    n_img, n_reg, dim = regions.shape
     gram = torch.bmm(regions, regions.transpose(1, 2))
+    texts = [words[idx, :length] for idx, length in buckets]
+    flat = torch.cat([t.reshape(-1, dim) for t in texts])
+    dots = (regions.reshape(n_img * n_reg, dim) @ flat.t()).view(n_img, n_reg, -1)
+    blocks = dots.split([t.shape[0] * t.shape[1] for t in texts], dim=2)
     parts = [
-        _bucket_similarity(regions, gram, words[idx, :length], used[idx, :length], temp1, temp2, eps)
-        for idx, length in buckets
+        _bucket_similarity(block.unflatten(2, t.shape[:2]), gram, t, used[idx, :length], temp1, temp2, eps)
+        for block, t, (idx, length) in zip(blocks, texts, buckets, strict=True)
     ]
     return torch.cat(parts, dim=1)
 
