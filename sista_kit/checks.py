@@ -302,8 +302,8 @@ class ValueChecks:
         self._items: list[tuple[str, str, Tensor, tuple[float, float] | None]] = []
 
     def finite(self, name: str, x: Tensor | None) -> ValueChecks:
-        """``x`` holds no NaN or inf."""
-        if x is not None and x.numel():
+        """``x`` holds no NaN or inf (integer and bool tensors always pass)."""
+        if x is not None and x.numel() and x.is_floating_point():
             self._items.append(("finite", name, x, None))
         return self
 

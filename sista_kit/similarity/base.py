@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sista_kit.checks import ValueChecks
+
 #: Model-output keys a provider may read (see docs/contracts.md).
 SOURCES = ("text_features", "report_embeddings", "report_labels")
 
@@ -43,8 +45,8 @@ class ReportSimilarity(ABC):
                 f"{type(self).__name__} needs `{self.source}` in the loss inputs; "
                 "the model / collate did not provide it"
             )
-        if not torch.isfinite(value).all():
-            raise ValueError(f"{self.source} contains NaN or inf")
+        # a value check: one reduction, read on CPU, a device-side assertion on CUDA (no host sync)
+        ValueChecks().finite(self.source, value).run()
         return F.normalize(self._embed_source(value.detach()).float(), dim=-1)
 
     @torch.no_grad()
