@@ -8,6 +8,7 @@ mapped on allocation and unmapped on free (RSS then follows torch's large alloca
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import ctypes
 import datetime as dt
@@ -15,7 +16,7 @@ import gc
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -41,6 +42,7 @@ CSV_FIELDS = [
     "ref_ratio",
     "note",
 ]
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _mmap_pinned = False
 
@@ -90,10 +92,33 @@ def _pin_mmap_threshold() -> None:
         return
     try:
         libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD = 1 MiB (also turns off its dynamic raise)
+        libc.mallopt(_M_MMAP_THRESHOLD, 1 << 20)  # 1 MiB (also turns off its dynamic raise)
     except OSError:
         pass
     _mmap_pinned = True
+
+
+@contextlib.contextmanager
+def reuse_freed_memory() -> Iterator[None]:
+    """Inside, glibc keeps freed buffers for the next allocation (mmap threshold 32 MiB, no trimming),
+    as a caching allocator does, so that a timing counts arithmetic, not the kernel zeroing fresh pages.
+
+    With glibc's adaptive defaults a buffer is sometimes mapped anew, sometimes reused, depending on
+    what ran before: the page faults of a step then vary several-fold from run to run. On exit the
+    thresholds go back to what :func:`peak_memory` needs (1 MiB) or to glibc's default (128 KiB).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        yield
+        return
+    libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
+    libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+    try:
+        yield
+    finally:
+        libc.mallopt(_M_TRIM_THRESHOLD, 128 << 10)
+        libc.mallopt(_M_MMAP_THRESHOLD, (1 << 20) if _mmap_pinned else 128 << 10)
 
 
 def _rss_bytes() -> int:
@@ -159,6 +184,28 @@ def matmul_gflops(size: int = 1024, rounds: int = 5) -> float:
     a, b = torch.randn(size, size), torch.randn(size, size)
     a @ b
     return 2 * size**3 / min(_timed(lambda: a @ b) for _ in range(rounds)) / 1e9
+
+
+#: one dict per roofline case of this run, printed as a table at the end (``conftest.py``)
+ROOFLINE_ROWS: list[dict[str, str]] = []
+ROOFLINE_COLUMNS = (
+    "op",
+    "shape",
+    "ours_ms",
+    "gflops",
+    "roofline",
+    "x_floor",
+    "reference",
+    "ref_ms",
+    "ref_ratio",
+)
+
+
+def roofline_table(rows: list[dict[str, str]]) -> list[str]:
+    """The rows as aligned text lines, a header first."""
+    cells = [list(ROOFLINE_COLUMNS)] + [[row[c] for c in ROOFLINE_COLUMNS] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(ROOFLINE_COLUMNS))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)) for line in cells]
 
 
 def _timed(fn: Callable[[], object]) -> float:
