@@ -310,7 +310,8 @@ class GLoRIALoss(nn.Module):
             slots all-gathered with gradient, as the SISTA losses do), so that N processes give the
             loss of one process on the whole batch. False = each rank's local batch only, as the
             official code does under DDP (fewer negatives; values not comparable across world sizes).
-            Every rank must have the same batch size and number of word slots.
+            Every rank must have the same batch size; ranks with fewer word slots pad theirs to the
+            largest count before the gather.
 
     Forward uses ``image_features``, ``text_features``, ``image_tokens`` (regions), ``text_tokens``,
     ``text_mask`` and optionally ``text_cls_token``; it ignores other keywords (``logit_scale``
