@@ -6,8 +6,9 @@
 2. Build: every method's pretraining config, the model at the profile's size and every loss; every
    task's transfer options per label fraction and, for seg / det, the mmengine config of each.
 3. Step, on CPU at reduced size: one pretraining step of every method (batch ``DRY_BATCH``, fp32, read
-   from webdataset shards of the pretraining split) and one transfer iteration of every task, each
-   timed, with its FLOPs counted by ``torch.utils.flop_counter``.
+   from webdataset shards of the pretraining split), one transfer iteration of every task and the
+   diagnostics on ``DRY_DIAGNOSTICS`` studies, each timed, with its FLOPs counted by
+   ``torch.utils.flop_counter``.
 4. Plan: per stage, the FLOPs per sample of step 3 times the samples the full profile processes, over an
    assumed sustained GPU rate. This is an extrapolation (printed as one): GPU throughput is not
    measured here.
@@ -38,6 +39,8 @@ from .profiles import METHODS
 ASSUMED_GPU_TFLOPS = 100.0
 #: Samples per pretraining step and per transfer iteration in the dry run.
 DRY_BATCH = 2
+#: Reports and test studies the dry run's diagnostics step reads.
+DRY_DIAGNOSTICS = 16
 #: Studies of the reduced synthetic folder a dry run on ``--data synthetic`` writes (at full image size).
 DRY_STUDIES = 64
 
@@ -173,7 +176,8 @@ def _counts(data: str, profile: dict, root: Path) -> dict[str, int]:
 
     if data == "synthetic":
         n = profile["data"]["num_samples"]
-        return {s: int(round(f * n)) for s, f in DEFAULT_SPLIT_FRACTIONS.items()}
+        fractions = profile["data"].get("split_fractions") or DEFAULT_SPLIT_FRACTIONS
+        return {s: int(round(f * n)) for s, f in fractions.items()}
     return {s: len((root / "splits" / f"{s}.txt").read_text().split()) for s in ("pretrain", "train", "test")}
 
 
@@ -320,6 +324,27 @@ def _transfer_steps(
     return steps
 
 
+def _diagnostics_step(profile: dict, root: Path, work: Path, checkpoint: str, method: str) -> Step:
+    """False-negative detection of every provider and retrieval / grounding of the dry run's checkpoint,
+    on ``DRY_DIAGNOSTICS`` reports and test studies."""
+    from sista_kit.data.folder import read_manifest
+
+    from .diagnose import fn_records, method_records
+    from .pipeline import Ledger
+
+    small = dict(profile, diagnostics=dict(profile["diagnostics"], samples=DRY_DIAGNOSTICS))
+    small["diagnostics"]["fn_samples"] = DRY_DIAGNOSTICS
+    samples = min(DRY_DIAGNOSTICS, len(read_manifest(root, "pretrain"))) + min(
+        DRY_DIAGNOSTICS, len(read_manifest(root, "test"))
+    )
+
+    def run() -> None:
+        fn_records(root, small, Ledger(), work)  # into work/diagnostics/, as a run writes OUT/diagnostics/
+        method_records({(method, 0): Path(checkpoint)}, None, 1, root, small, Ledger(), work)
+
+    return _measure("diagnostics", "all", samples, run)[0]
+
+
 # --- 4. plan ----------------------------------------------------------------------------------------------
 
 
@@ -376,6 +401,21 @@ def plan_rows(
                 cpu_s=samples * s.wall_s / s.samples,
             )
         )
+    if ("diagnostics", "all") in by_name:
+        s = by_name[("diagnostics", "all")]
+        spec = profile["diagnostics"]
+        evaluated = len(pretrained) * seeds + (seeds if "random" in methods else 0)
+        tested = min(spec["samples"], counts["test"])
+        samples = tested * evaluated + min(spec.get("fn_samples", spec["samples"]), counts["pretrain"])
+        rows.append(
+            dict(
+                stage="diagnostics",
+                units=evaluated + 1,
+                samples=samples,
+                flops=samples * s.flops / s.samples,
+                cpu_s=samples * s.wall_s / s.samples,
+            )
+        )
     for row in rows:
         row["gpu_s"] = row["flops"] / (ASSUMED_GPU_TFLOPS * 1e12)
     return rows
@@ -407,9 +447,9 @@ def format_report(
         out.append("  towers              built from their configs (the profile names no local weights)")
     out += ["", "built:"] + [f"  {line}" for line in built]
     out += ["", "steps (measured on this CPU; wall time includes building the model and the run's setup):"]
-    out.append(f"  {'stage':<10} {'unit':<12} {'wall s':>8} {'GFLOP':>10} {'samples':>8}")
+    out.append(f"  {'stage':<12} {'unit':<12} {'wall s':>8} {'GFLOP':>10} {'samples':>8}")
     for s in steps:
-        out.append(f"  {s.stage:<10} {s.name:<12} {s.wall_s:>8.1f} {s.flops / 1e9:>10.1f} {s.samples:>8d}")
+        out.append(f"  {s.stage:<12} {s.name:<12} {s.wall_s:>8.1f} {s.flops / 1e9:>10.1f} {s.samples:>8d}")
     out += ["", "plan of the full run (EXTRAPOLATION, not a measurement):"]
     out.append(
         f"  {'stage':<14} {'units':>6} {'samples':>12} {'PFLOP':>10} {'GPU (est.)':>12} {'this CPU':>12}"
@@ -436,7 +476,7 @@ def format_report(
         f"{ASSUMED_GPU_TFLOPS:g} TFLOP/s per GPU; 'this CPU' scales the measured wall time per sample "
         "instead. "
         "GPU throughput has not been measured (this machine has no GPU). Not included: data loading, "
-        "held-out retrieval each epoch, the diagnostics stage, and multi-GPU speed-up (divide by the GPUs "
+        "held-out retrieval each epoch, and multi-GPU speed-up (divide by the GPUs "
         "that share a stage's units).",
         f"dry run wall time: {wall_s:.0f} s",
     ]
@@ -472,6 +512,9 @@ def dry_run(
     built = build_everything(methods, tasks, fractions, profile, root, work)
     steps, checkpoint = _pretrain_steps(methods, profile, root, work) if pretraining else ([], "random")
     steps += _transfer_steps(tasks, fractions, profile, root, work, checkpoint)
+    if diagnostics and pretraining:  # as in a run: diagnostics evaluate pretrained checkpoints
+        first = next(m for m in methods if METHODS[m] is not None)
+        steps.append(_diagnostics_step(profile, root, work, checkpoint, first))
     rows = plan_rows(steps, methods, tasks, fractions, seeds, profile, root, counts, data == "synthetic")
     wall = time.perf_counter() - start
     report = format_report(data, root, counts, needs, built, steps, rows, wall)

@@ -41,7 +41,8 @@ def _dry_run(data: Path, out: Path, tasks: str, methods: str | None = None) -> i
 
 @pytest.mark.slow
 def test_paper_dry_run_on_the_mimic_replica(tmp_path, capsys):
-    """Every method pretrains one step (from shards with stored report embeddings) and cls transfers."""
+    """Every method pretrains one step (from shards with stored report embeddings), cls transfers and the
+    diagnostics run on the first checkpoint."""
     from sista_kit.data.shards import read_shard_index
 
     out = tmp_path / "bench"
@@ -54,7 +55,8 @@ def test_paper_dry_run_on_the_mimic_replica(tmp_path, capsys):
     assert {s["name"] for s in plan["steps"] if s["stage"] == "pretrain"} == pretrained
     assert {s["name"] for s in plan["steps"] if s["stage"] == "transfer"} == {"cls"}
     assert all(s["flops"] > 0 and s["samples"] > 0 for s in plan["steps"])
-    assert [r["stage"] for r in plan["plan"]] == ["pretrain", "transfer cls"]
+    assert [r["stage"] for r in plan["plan"]] == ["pretrain", "transfer cls", "diagnostics"]
+    assert (out / "dry-run" / "diagnostics" / "fn_detection.json").is_file()
     stored = read_shard_index(out / "dry-run" / "shards")["request"]["report_embeddings"]
     assert stored["similarity"] == "findings"
 

@@ -283,19 +283,10 @@ def test_pretraining_reads_shards_and_their_embeddings(folder, tmp_path, caplog)
     assert len(rows) > 1
 
 
-def _ddp_run(rank: int, world: int, port: int, cfg) -> None:
-    import os
-
+def _pretrain_rank(rank: int, cfg) -> None:
+    """One rank of a spawned run (``dist_launch.run_ranks(..., init_group=False)``)."""
     from sista_kit.train import pretrain
 
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world),
-    )
-    torch.set_num_threads(1)
     pretrain(cfg)
 
 
@@ -303,18 +294,13 @@ def _ddp_run(rank: int, world: int, port: int, cfg) -> None:
 @pytest.mark.distributed
 def test_two_process_run_on_shards(even_shards, tmp_path):
     """Two gloo processes stream disjoint halves of the shards and take the same number of steps."""
-    import socket
-
-    import torch.multiprocessing as mp
+    from dist_launch import run_ranks
 
     from sista_kit.train.logs import read_csv
 
     shards, n = even_shards
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     cfg = _run_config(shards, tmp_path, "ddp", log_every_n_steps=1, device="cpu")
-    mp.spawn(_ddp_run, args=(2, port, cfg), nprocs=2, join=True)
+    run_ranks(_pretrain_rank, 2, cfg, init_group=False)
     assert len(read_csv(tmp_path / "ddp" / "train.csv")) == n // (2 * 4)
 
 
