@@ -9,7 +9,8 @@ does not); each checkpoint is transferred with its own transfer seed (label subs
 Writes to ``--out``: results.json / results.csv (one record per method, task, dataset, fraction,
 pretraining seed, transfer seed, metric; schema in benchmarks/README.md), results.md (mean ± 95 % interval
 over pretraining seeds, and SISTA minus every other method paired by seed with its interval),
-pretrain_curves.png (loss and held-out R@1 against step), fraction_curves.png, alignment_maps.png,
+pretrain_curves.png (loss and held-out R@1 against step), fraction_curves.png, head_curves.png (the seg /
+det heads' training loss against iteration), alignment_maps.png,
 run_info.json (versions, device, settings, wall times, command) and splits/ (split and label-subset files).
 """
 
@@ -255,7 +256,13 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args, out, tasks, methods, profile, fractions, seeds, jobs, argv) -> int:
     import torch
     from suite.diagnose import fn_records, method_records
-    from suite.report import markdown_report, plot_fraction_curves, plot_pretrain_curves
+    from suite.report import (
+        markdown_report,
+        plot_fraction_curves,
+        plot_head_curves,
+        plot_pretrain_curves,
+        reported,
+    )
     from suite.results import make_record, write_records
 
     ledger, started, t0 = Ledger(), datetime.now(timezone.utc), time.perf_counter()
@@ -312,8 +319,9 @@ def _run(args, out, tasks, methods, profile, fractions, seeds, jobs, argv) -> in
         ledger.wall_s["diagnostics"] = round(time.perf_counter() - stage, 1)
 
     write_records(records, out)
-    headline = [r for r in records if r["metric"] in HEADLINE.get(r["task"], ()) or r["task"] not in HEADLINE]
+    headline = reported(records, HEADLINE)
     curves = plot_fraction_curves(headline, methods, out / "fraction_curves.png")
+    heads = plot_head_curves(out, out / "head_curves.png", methods, results=transfers)
     learning = plot_pretrain_curves(
         {key: Path(r["run_dir"]) for key, r in pretrained.items()}, methods, out / "pretrain_curves.png"
     )
@@ -349,7 +357,9 @@ def _run(args, out, tasks, methods, profile, fractions, seeds, jobs, argv) -> in
         f"{ledger.unit_wall_s / 60:.1f} min of unit work). {seeds} pretraining seed(s) per method.\n\n"
         f"{METRIC_NOTE}\n\n"
     )
-    figures = "".join(f"![{p.stem}]({p.name})\n\n" for p in (learning, curves, figure) if p is not None)
+    figures = "".join(
+        f"![{p.stem}]({p.name})\n\n" for p in (learning, curves, heads, figure) if p is not None
+    )
     (out / "results.md").write_text(header + figures + markdown_report(headline, methods))
     print(
         f"\nwrote {out}/results.md ({len(ledger.ran)} units run, {len(ledger.reused)} reused, "

@@ -11,6 +11,30 @@ from .stats import Estimate, paired_difference, replicate_values, summarise
 #: Metrics where lower is better (all others: higher is better).
 LOWER_IS_BETTER = {"loss"}
 
+#: Metrics tabled after each task's headline metrics.
+EXTRA_METRICS = {"seg": ("mAUPRC_fg",)}
+
+#: Notes printed under the tables of metrics the run's header does not describe.
+METRIC_NOTES = {
+    "mAUPRC_fg": "Pixel-level average precision of the predicted foreground probabilities (%, mean over "
+    "the foreground classes; 1000 probability bins), beside the Dice at the argmax.\n",
+}
+
+
+def reported(records: list[dict[str, Any]], headline: dict[str, tuple[str, ...]]) -> list[dict[str, Any]]:
+    """The records the tables and curves show: each task's ``headline`` and :data:`EXTRA_METRICS`
+    metrics; every metric of a task without headline metrics (the diagnostics)."""
+    return [
+        r
+        for r in records
+        if r["task"] not in headline or r["metric"] in headline[r["task"]] + EXTRA_METRICS.get(r["task"], ())
+    ]
+
+
+def _table_order(item: tuple[tuple, Any]) -> tuple:
+    (task, dataset, metric), _ = item
+    return task, dataset, metric in EXTRA_METRICS.get(task, ()), metric
+
 
 def _display(method: str) -> str:
     from .profiles import DISPLAY_NAMES
@@ -86,7 +110,7 @@ def markdown_tables(records: list[dict[str, Any]], method_order: list[str]) -> s
     agg = aggregate(records)
     lines: list[str] = []
     diagnostics: dict[tuple[str, str], dict[str, dict[str, Estimate]]] = defaultdict(dict)
-    for (task, dataset, metric), by_method in sorted(agg.items()):
+    for (task, dataset, metric), by_method in sorted(agg.items(), key=_table_order):
         fractions = sorted({f for cells in by_method.values() for f in cells if f is not None})
         if not fractions:
             for method, cells in by_method.items():
@@ -98,8 +122,7 @@ def markdown_tables(records: list[dict[str, Any]], method_order: list[str]) -> s
             f"{task} / {dataset} / {metric}", [_fraction_label(f) for f in fractions], rows, lower
         )
         subsets = _subset_line(records, task, fractions)
-        if subsets:
-            lines += [subsets]
+        lines += [text for text in (METRIC_NOTES.get(metric), subsets) if text]
     for (task, dataset), by_method in sorted(diagnostics.items()):
         metrics = sorted({k for cells in by_method.values() for k in cells})
         rows = {m: [by_method[m].get(k) for k in metrics] for m in _ordered(by_method, method_order)}
@@ -249,6 +272,21 @@ def _curve(rows: list[dict[str, Any]], key: str) -> tuple[list[float], list[floa
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
+def _band(ax: Any, curves: list[tuple[list[float], list[float]]], color: Any, label: str, lw: float = 1.6):
+    """Mean of the curves (cut to the shortest) as a line, their min-max range as a band; the line."""
+    import numpy as np
+
+    curves = [c for c in curves if c[0]]
+    if not curves:
+        return None
+    n = min(len(c[0]) for c in curves)
+    xs, ys = np.asarray(curves[0][0][:n]), np.asarray([c[1][:n] for c in curves])
+    (line,) = ax.plot(xs, ys.mean(0), color=color, lw=lw, label=label)
+    if len(curves) > 1:
+        ax.fill_between(xs, ys.min(0), ys.max(0), color=color, alpha=0.2)
+    return line
+
+
 def _train_loss(row: dict[str, Any]) -> dict[str, Any]:
     """open_clip logs each loss term and their sum ``loss``; older logs only the terms."""
     if "loss" not in row:
@@ -264,7 +302,6 @@ def plot_pretrain_curves(
     (right axis, with its chance level) against step; lines are means over pretraining seeds, bands
     their range."""
     import matplotlib
-    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -285,26 +322,15 @@ def plot_pretrain_curves(
     rows = (len(methods) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
 
-    def band(ax, curves, color, label):
-        curves = [c for c in curves if c[0]]
-        if not curves:
-            return None
-        n = min(len(c[0]) for c in curves)
-        xs, ys = np.asarray(curves[0][0][:n]), np.asarray([c[1][:n] for c in curves])
-        (line,) = ax.plot(xs, ys.mean(0), color=color, lw=1.6, label=label)
-        if len(curves) > 1:
-            ax.fill_between(xs, ys.min(0), ys.max(0), color=color, alpha=0.2)
-        return line
-
     for ax, method in zip(axes.flat, methods, strict=False):
         runs = logs[method]
-        loss_line = band(ax, [_curve(r[0], "loss") for r in runs], "tab:blue", "training loss")
+        loss_line = _band(ax, [_curve(r[0], "loss") for r in runs], "tab:blue", "training loss")
         ax.set_title(f"{_display(method)} ({len(runs)} seeds)", fontsize=9)
         ax.set_xlabel("optimizer step", fontsize=8)
         ax.set_ylabel("training loss", color="tab:blue", fontsize=8)
         ax.grid(alpha=0.3)
         right = ax.twinx()
-        r1_line = band(right, [_curve(r[1], "retrieval_r1") for r in runs], "tab:red", "held-out R@1")
+        r1_line = _band(right, [_curve(r[1], "retrieval_r1") for r in runs], "tab:red", "held-out R@1")
         pairs = [row.get("pairs") for r in runs for row in r[1] if isinstance(row.get("pairs"), float)]
         if pairs:
             right.axhline(1.0 / pairs[0], color="tab:red", ls=":", lw=1, label="R@1 chance")
@@ -320,3 +346,84 @@ def plot_pretrain_curves(
     fig.savefig(out_path, dpi=110)
     plt.close(fig)
     return out_path
+
+
+def head_loss_units(out_dir: Path, results: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The seg / det transfer units of a benchmark folder that kept a head loss curve: their
+    ``result.json`` fields and ``head_loss`` (``<unit>/work/head_loss.csv``). With ``results`` (a
+    run's transfer results), only the units whose ``result.json`` is one of them: a resumed folder
+    also holds the units of earlier settings."""
+    import json
+
+    units = []
+    for task in ("seg", "det"):
+        for result in sorted(Path(out_dir).glob(f"transfer/*/{task}/*/f*-s*/result.json")):
+            csv_path, payload = result.parent / "work" / "head_loss.csv", json.loads(result.read_text())
+            if csv_path.is_file() and (results is None or payload in results):
+                units.append(dict(payload, head_loss=str(csv_path)))
+    return units
+
+
+def plot_head_curves(
+    records_or_out_dir: list[dict[str, Any]] | Path | str,
+    path: Path | str,
+    method_order: list[str] | None = None,
+    results: list[dict[str, Any]] | None = None,
+) -> Path | None:
+    """The heads' training loss against iteration: one panel per (task, label fraction) of seg and det,
+    one line per method (mean over the pretraining seeds, band their range).
+
+    ``records_or_out_dir`` is a benchmark folder (its transfer units are read, see
+    :func:`head_loss_units`, ``results`` as there) or records with ``method``, ``task``,
+    ``fraction`` and ``head_loss`` (a ``head_loss.csv``, as ``metrics.json`` names it). Returns
+    ``path``, or None without curves.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sista_kit.train.logs import read_csv
+
+    records = (
+        head_loss_units(Path(records_or_out_dir), results)
+        if isinstance(records_or_out_dir, (str, Path))
+        else records_or_out_dir
+    )
+    curves: dict[tuple[str, float], dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        if r.get("task") in ("seg", "det") and r.get("head_loss") and Path(r["head_loss"]).is_file():
+            rows = [row for row in read_csv(r["head_loss"]) if isinstance(row.get("loss"), float)]
+            if rows:
+                xs, ys = [row["iter"] for row in rows], [row["loss"] for row in rows]
+                curves[(r["task"], r["fraction"])][r["method"]].append((xs, ys))
+    if not curves:
+        return None
+    tasks = [t for t in ("seg", "det") if any(k[0] == t for k in curves)]
+    fractions = sorted({k[1] for k in curves})
+    fig, axes = plt.subplots(
+        len(tasks), len(fractions), figsize=(4.6 * len(fractions), 3.4 * len(tasks)), squeeze=False
+    )
+    methods = _ordered({m for by_method in curves.values() for m in by_method}, method_order or [])
+    colors = dict(zip(methods, plt.get_cmap("tab10").colors, strict=False))
+    for (row, task), (col, fraction) in [(t, f) for t in enumerate(tasks) for f in enumerate(fractions)]:
+        ax, by_method = axes[row][col], curves.get((task, fraction))
+        if not by_method:
+            ax.axis("off")
+            continue
+        for method in _ordered(by_method, methods):
+            lw = 2.2 if method == "sista" else 1.3
+            _band(ax, by_method[method], colors[method], _display(method), lw=lw)
+        seeds = sorted({len(runs) for runs in by_method.values()})
+        ax.set_title(
+            f"{task}: {_fraction_label(fraction)} labels ({'-'.join(map(str, seeds))} seeds)", fontsize=10
+        )
+        ax.set_xlabel("head training iteration", fontsize=8)
+        ax.set_ylabel("head training loss", fontsize=8)
+        ax.grid(alpha=0.3)
+    next(ax for ax in axes.flat if ax.lines).legend(fontsize=7)
+    fig.suptitle("transfer heads: training loss (mean, range over pretraining seeds)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -2,7 +2,8 @@
 
 ``run_seg`` / ``run_det`` load the config, point it at the checkpoint, data, label fraction, seed
 and schedule, adapt the neck / head to the backbone's channels and strides, train, test, and
-write ``metrics.json`` beside mmengine's checkpoints in ``out``.
+write ``metrics.json`` and the head's training-loss curve ``head_loss.csv`` beside mmengine's
+checkpoints in ``out``.
 """
 
 from __future__ import annotations
@@ -323,13 +324,18 @@ def _plain(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def run_mm(task: str, config: str | Path | None = None, *, device: str | None = None, **kwargs: Any) -> dict:
-    """Train and test one segmentation / detection run; returns the metric dict (also in metrics.json)."""
+    """Train and test one segmentation / detection run; returns the metric dict (also in metrics.json,
+    whose ``head_loss`` names the per-iteration training-loss CSV)."""
     from mmengine.runner import Runner
+
+    from sista_kit.downstream.mm.head_loss import HeadLossHook
 
     t0 = time.perf_counter()
     cfg = prepare_config(task, config, **kwargs)
     with _device(device):
         runner = Runner.from_cfg(cfg)
+        head_loss = HeadLossHook()
+        runner.register_hook(head_loss)
         runner.train()
         n_train = len(runner.train_dataloader.dataset)
         metrics = _plain(runner.test())
@@ -350,6 +356,7 @@ def run_mm(task: str, config: str | Path | None = None, *, device: str | None = 
         "iters": int(cfg.train_cfg.max_iters),
         "n_train": n_train,
         "empty_predictions": empty,
+        "head_loss": str(head_loss.path),
         "metrics": metrics,
         "wall_s": round(time.perf_counter() - t0, 2),
     }
@@ -360,7 +367,8 @@ def run_mm(task: str, config: str | Path | None = None, *, device: str | None = 
 def run_seg(
     checkpoint: str | Path = RANDOM, *, config: str | Path | None = None, **kwargs: Any
 ) -> dict[str, float]:
-    """Segmentation transfer (mmseg): returns ``{"mIoU", "mDice", "aAcc", "Dice_<class>", ...}`` (%).
+    """Segmentation transfer (mmseg): returns ``{"mIoU", "mDice", "aAcc", "Dice.<class>", "mDice_fg",
+    "AUPRC.<class>", "mAUPRC_fg", ...}`` (%; AUPRC: pixel-level average precision).
 
     Args:
         checkpoint: sista_kit checkpoint folder, ``"random"`` or ``"random:DIR"``.

@@ -89,3 +89,65 @@ def test_intervals_and_paired_differences():
     assert "| clip | **+1.90 [" in table and "| mgca | +1.00 [" in table
     found = claims(recs)
     assert len(found) == 1 and "sista is above clip" in found[0]
+
+
+def _seg_rec(method, seed, metric, value):
+    return dict(_rec(method, 0.1, seed, value, metric, pretrain_seed=seed), task="seg")
+
+
+def test_seg_auprc_table_follows_dice():
+    from suite.pipeline import HEADLINE
+    from suite.report import reported
+
+    records = [
+        _seg_rec(m, s, k, v + s)
+        for m in ("sista", "clip")
+        for s in (0, 1)
+        for k, v in (("mDice_fg", 60.0), ("mAUPRC_fg", 70.0 if m == "sista" else 50.0), ("mIoU", 40.0))
+    ]
+    shown = reported(records, HEADLINE)
+    assert {r["metric"] for r in shown} == {"mDice_fg", "mAUPRC_fg"}
+    table = markdown_tables(shown, ["sista", "clip"])
+    assert table.index("### seg / d / mDice_fg") < table.index("### seg / d / mAUPRC_fg")
+    auprc = table[table.index("### seg / d / mAUPRC_fg") :]
+    assert "| sista | **70.50 ± 6.35** |" in auprc and "Pixel-level average precision" in auprc
+
+
+def _unit(out, method, task, fraction, seed, losses):
+    """A transfer unit folder as the pipeline lays it out, with its head's loss curve."""
+    import json
+
+    unit = out / "transfer" / method / task / f"h{seed}" / f"f{fraction:g}-s{seed}"
+    (unit / "work").mkdir(parents=True)
+    payload = {"method": method, "task": task, "fraction": fraction, "seed": seed, "pretrain_seed": seed}
+    (unit / "result.json").write_text(json.dumps(payload))
+    if losses is not None:
+        rows = "".join(f"{i},{v},{v / 2}\n" for i, v in enumerate(losses, 1))
+        (unit / "work" / "head_loss.csv").write_text("iter,loss,loss_cls\n" + rows)
+    return unit
+
+
+def test_head_curves_from_unit_folders(tmp_path):
+    from itertools import product
+
+    from matplotlib.image import imread
+    from suite.report import head_loss_units, plot_head_curves
+
+    for method, seed, task, fraction in product(("sista", "clip"), (0, 1), ("seg", "det"), (0.1, 1.0)):
+        _unit(tmp_path, method, task, fraction, seed, [2.0 - 0.1 * i + 0.05 * seed for i in range(12)])
+    _unit(tmp_path, "sista", "cls", 0.1, 0, [1.0])  # no head curves for cls
+    _unit(tmp_path, "clip", "seg", 0.01, 2, None)  # a unit without its curve is left out
+    units = head_loss_units(tmp_path)
+    assert len(units) == 16 and {u["task"] for u in units} == {"seg", "det"}
+    png = plot_head_curves(tmp_path, tmp_path / "head_curves.png", ["sista", "clip"])
+    assert png == tmp_path / "head_curves.png" and png.stat().st_size > 5000
+    height, width = imread(png).shape[:2]
+    assert (height, width) == (round(2 * 3.4 * 110), round(2 * 4.6 * 110))  # tasks x fractions panels
+    # records naming their CSV (as metrics.json does) draw the same panels
+    only_seg = [u for u in units if u["task"] == "seg" and u["fraction"] == 0.1]
+    one = plot_head_curves(only_seg, tmp_path / "one.png")
+    assert imread(one).shape[:2] == (round(3.4 * 110), round(4.6 * 110))
+    assert plot_head_curves(tmp_path / "empty", tmp_path / "none.png") is None
+    # a run's own results pick its units out of a folder that holds earlier ones too
+    results = [{k: v for k, v in u.items() if k != "head_loss"} for u in only_seg]
+    assert head_loss_units(tmp_path, results) == only_seg

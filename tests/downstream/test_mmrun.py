@@ -16,6 +16,20 @@ def _finite(metrics: dict, *keys: str) -> None:
         assert math.isfinite(metrics[k]), (k, metrics[k])
 
 
+def _head_loss(out, iters: int, *terms: str) -> list[dict]:
+    """The run's head_loss.csv, named by metrics.json: one row per iteration, loss = sum of its terms."""
+    from sista_kit.train.logs import read_csv
+
+    rec = json.loads((out / "metrics.json").read_text())
+    assert rec["head_loss"] == str(out / "head_loss.csv")
+    rows = read_csv(rec["head_loss"])
+    assert [r["iter"] for r in rows] == list(range(1, iters + 1))
+    for r in rows:
+        assert set(terms) <= set(r) and math.isfinite(r["loss"]) and r["loss"] > 0, r
+        assert r["loss"] == pytest.approx(sum(r[t] for t in terms), rel=1e-4)
+    return rows
+
+
 @pytest.mark.parametrize(
     "name",
     [
@@ -73,7 +87,9 @@ def test_seg_random_and_pretrained(tiny_export, vit_ckpt, tmp_path) -> None:
     a = run_seg(checkpoint="random", arch="sista_vit_tiny:64:1", out=tmp_path / "rand", **kw)
     b = run_seg(checkpoint=str(vit_ckpt), out=tmp_path / "ckpt", frozen=True, fraction=0.1, seed=2, **kw)
     for m in (a, b):
-        _finite(m, "mIoU", "mDice", "aAcc")
+        _finite(m, "mIoU", "mDice", "aAcc", "mDice_fg")
+        assert 0 < m["mAUPRC_fg"] <= 100 and "AUPRC.effusion" in m
+    _head_loss(tmp_path / "ckpt", 3, "decode.loss_ce", "decode.loss_dice")
     rec = json.loads((tmp_path / "ckpt" / "metrics.json").read_text())
     assert rec["n_train"] == _stratified_size(tiny_export, 0.1, 2) and rec["frozen"] is True
     assert (tmp_path / "ckpt" / "iter_3.pth").is_file()
@@ -93,6 +109,7 @@ def test_det_random_and_pretrained(tiny_export, resnet_ckpt, vit_ckpt, tmp_path)
     for m in (a, b):
         _finite(m, "coco_bbox_mAP", "coco_bbox_mAP_50", "mgca_bbox_mAP")
         assert 0 <= m["mgca_bbox_mAP"] <= 1
+    _head_loss(tmp_path / "ckpt", 2, "loss_cls", "loss_bbox")
     rec = json.loads((tmp_path / "ckpt" / "metrics.json").read_text())
     assert rec["n_train"] == _stratified_size(tiny_export, 0.5, 0), rec["n_train"]
     assert rec["arch"] == "sista_resnet18" and not rec["empty_predictions"]
@@ -106,7 +123,9 @@ def test_resume_continues(tiny_export, tmp_path) -> None:
     """A run stopped at iteration 2 resumes from its checkpoint (torch >= 2.6 weights-only loading)."""
     from mmengine.runner import Runner
 
+    from sista_kit.downstream.mm.head_loss import HeadLossHook
     from sista_kit.downstream.mmrun import prepare_config, run_seg
+    from sista_kit.train.logs import read_csv
 
     kw = dict(arch="sista_vit_tiny:64:1", data_root=tiny_export, out=tmp_path, batch_size=2, progress=False)
     run_seg(checkpoint="random", iters=2, **kw)
@@ -121,9 +140,12 @@ def test_resume_continues(tiny_export, tmp_path) -> None:
     runner = Runner.from_cfg(cfg)
     start = StartIter()
     runner.register_hook(start)
+    runner.register_hook(HeadLossHook())
     runner.train()
     assert start.start == 2 and runner.iter == 4
     assert (tmp_path / "iter_4.pth").is_file()
+    # the loss curve continues the first run's rows
+    assert [r["iter"] for r in read_csv(tmp_path / "head_loss.csv")] == [1, 2, 3, 4]
 
 
 def test_bad_data_root(tmp_path) -> None:
