@@ -72,7 +72,7 @@ def test_perfect_and_constant_predictors() -> None:
 
 
 def test_one_channel_head_and_absent_class() -> None:
-    """A sigmoid head's probabilities rank class 1; a class with no positive pixel has no AP."""
+    """A sigmoid head's probabilities rank class 1; a class with no positive pixel has no AUPRC."""
     labels = torch.zeros(2, 8, 8, dtype=torch.long)
     labels[0, 2:5, 2:5] = 1
     probs = torch.full((2, 1, 8, 8), 0.2)
@@ -80,5 +80,10 @@ def test_one_channel_head_and_absent_class() -> None:
     probs[1, 0, :2] = 0.9  # false positives ranked with the true ones
     m = _evaluate(probs, labels, classes=("background", "a"))
     assert m["AUPRC.a"] == pytest.approx(100 * 9 / (9 + 16), abs=0.01)
+    only_a = labels.clone()
+    only_a[1, 0, 0] = 1
+    three = torch.cat([1 - probs, probs, torch.zeros_like(probs)], dim=1).log()  # class b: no pixel
+    m = _evaluate(three, only_a)
+    assert "AUPRC.b" not in m and m["mAUPRC_fg"] == m["AUPRC.a"] and np.isfinite(m["mAUPRC_fg"])
     none = _evaluate(torch.zeros(1, 3, 8, 8), torch.zeros(1, 8, 8, dtype=torch.long))
-    assert np.isnan(none["AUPRC.a"]) and np.isnan(none["mAUPRC_fg"])
+    assert not any(k.startswith(("AUPRC", "mAUPRC")) for k in none)

@@ -72,7 +72,8 @@ def _mean_fg(values: np.ndarray) -> float:
 
 class SistaIoUMetric(IoUMetric):
     """``IoUMetric`` (mIoU, mDice, aAcc) plus ``IoU.<class>``, ``Dice.<class>``, ``mDice_fg`` and,
-    when the data samples carry ``seg_logits``, ``AUPRC.<class>`` and ``mAUPRC_fg`` (%)."""
+    when the data samples carry ``seg_logits``, ``AUPRC.<class>`` and ``mAUPRC_fg`` (%; a class
+    without positive pixels has no AUPRC and ``mAUPRC_fg`` averages the others)."""
 
     def __init__(self, ap_bins: int = AP_BINS, **kwargs) -> None:
         kwargs.setdefault("iou_metrics", ["mIoU", "mDice"])
@@ -119,8 +120,10 @@ class SistaIoUMetric(IoUMetric):
             total = sum(h.astype(np.int64) for h in hists)
             ap = np.array([histogram_average_precision(h) for h in total])
             for name, value in zip(names[1:], ap, strict=True):
-                metrics[f"AUPRC.{name}"] = round(float(value) * 100, 2)
-            metrics["mAUPRC_fg"] = _mean_fg(ap)
+                if np.isfinite(value):  # undefined without positive pixels: left out
+                    metrics[f"AUPRC.{name}"] = round(float(value) * 100, 2)
+            if np.isfinite(ap).any():
+                metrics["mAUPRC_fg"] = _mean_fg(ap)
         return metrics
 
 
