@@ -41,7 +41,7 @@ from suite.pipeline import (
     transfer_options,
     transfer_unit,
 )
-from suite.profiles import METHODS, TASKS, get_profile
+from suite.profiles import METHODS, PROFILES, TASKS, get_profile
 
 METRIC_NOTE = (
     "cls: macro AUROC (%, linear probe on the frozen encoder); seg: Dice of the target finding (%, frozen "
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--jobs", type=int, default=None, help="parallel worker processes (default: CPU cores, <= 2)"
     )
-    p.add_argument("--profile", default="default", choices=("smoke", "default", "paper"))
+    p.add_argument("--profile", default="default", choices=tuple(PROFILES))
     p.add_argument("--out", default="outputs/benchmark", help="output folder")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--resume", action="store_true", help="keep finished work in --out (re-runs reuse it)")

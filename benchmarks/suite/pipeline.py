@@ -105,8 +105,11 @@ def prepare_data(data: str, profile: dict[str, Any], out: Path) -> Path:
     spec = profile["data"]
     n, seed, size = spec["num_samples"], spec["seed"], spec["image_size"]
     if data == "synthetic":
-        folder = out / "data" / synthetic_folder_name(n, seed, size)
-        return prepare_dataset_folder("synthetic", str(folder), str(out), n, seed, size, is_master=True)
+        splits = spec.get("split_fractions")
+        folder = out / "data" / synthetic_folder_name(n, seed, size, splits)
+        return prepare_dataset_folder(
+            "synthetic", str(folder), str(out), n, seed, size, is_master=True, split_fractions=splits
+        )
     if data == "iu":
         from sista_kit.data.iu import write_iu_dataset
 

@@ -339,6 +339,14 @@ def require_dataset_folder(root: str | os.PathLike, what: str = "dataset folder"
     return root
 
 
-def synthetic_folder_name(num_samples: int, seed: int, image_size: int) -> str:
-    """The folder name under which training and the benchmark cache the embedded synthetic data."""
-    return f"synthetic-n{num_samples}-s{seed}-{image_size}"
+def synthetic_folder_name(
+    num_samples: int, seed: int, image_size: int, split_fractions: dict[str, float] | None = None
+) -> str:
+    """The folder name under which training and the benchmark cache the embedded synthetic data.
+
+    Non-default split fractions are part of the name, in per mille of (pretrain, train, val, test).
+    """
+    name = f"synthetic-n{num_samples}-s{seed}-{image_size}"
+    if split_fractions is not None and dict(split_fractions) != dict(DEFAULT_SPLIT_FRACTIONS):
+        name += "-split" + "-".join(f"{round(1000 * split_fractions[s])}" for s in SPLITS)
+    return name

@@ -12,13 +12,16 @@ of ``sista_kit.models`` is imported.
 | ``sista_resnet50``            | ResNet | 3 x 224 px   | ResNet-50 (ConVIRT / GLoRIA scale) |
 
 Nothing here downloads weights: ``pretrained=True`` is only accepted together with a local file
-(``pretrained_cfg_overlay={"file": path}``, timm's own mechanism).
+(``pretrained_cfg_overlay={"file": path}``, timm's own mechanism). ``sista_vit_tiny`` standardises
+each input image (:class:`StandardizedPatchEmbed`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import torch
+from timm.layers import PatchEmbed
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 from timm.models.vision_transformer import VisionTransformer
@@ -90,10 +93,38 @@ def _build(cls: type[nn.Module], variant: str, pretrained: bool, defaults: dict[
     return build_model_with_cfg(cls, variant, pretrained, **model_args)
 
 
+class StandardizedPatchEmbed(PatchEmbed):
+    """timm's ``PatchEmbed`` on the image standardised per sample (zero mean, unit variance).
+
+    Radiographs differ in exposure, contrast and gamma far more than in their findings; standardising
+    each image removes the global intensity scale before the first layer, so a small tower trained from
+    scratch spends its first steps on anatomy and findings rather than on exposure (measured on the
+    embedded data: docs/benchmark). No parameters: state dicts are those of ``PatchEmbed``, and any
+    per-dataset mean / std normalisation done before it has no effect (an affine map standardises away).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dims = tuple(range(1, x.ndim))
+        mean = x.mean(dim=dims, keepdim=True)
+        std = x.std(dim=dims, keepdim=True).clamp(min=1e-3)
+        return super().forward((x - mean) / std)
+
+
 @register_model
 def sista_vit_tiny(pretrained: bool = False, **kwargs: Any) -> VisionTransformer:
-    """ViT with patch 8 at 128 px, depth 4, width 192, 3 heads, one input channel (the CPU default)."""
-    defaults = dict(img_size=128, patch_size=8, embed_dim=192, depth=4, num_heads=3, in_chans=1)
+    """ViT with patch 8 at 128 px, depth 4, width 192, 3 heads, one input channel (the CPU default).
+
+    The input is standardised per image (:class:`StandardizedPatchEmbed`).
+    """
+    defaults = dict(
+        img_size=128,
+        patch_size=8,
+        embed_dim=192,
+        depth=4,
+        num_heads=3,
+        in_chans=1,
+        embed_layer=StandardizedPatchEmbed,
+    )
     return _build(VisionTransformer, "sista_vit_tiny", pretrained, defaults, **kwargs)
 
 

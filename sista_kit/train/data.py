@@ -184,17 +184,23 @@ def prepare_dataset_folder(
     image_size: int,
     is_master: bool,
     barrier: Any = None,
+    split_fractions: dict[str, float] | None = None,
 ) -> Path:
-    """The dataset folder: the embedded synthetic data (written once, by the master) or a given folder."""
+    """The dataset folder: the embedded synthetic data (written once, by the master) or a given folder.
+
+    ``split_fractions`` (synthetic data only) overrides the default pretrain / train / val / test cut.
+    """
     if data != "synthetic":
         return require_dataset_folder(data, what="--data")
     folder = (
         Path(data_dir)
         if data_dir
-        else Path(logs) / "_data" / synthetic_folder_name(num_samples, seed, image_size)
+        else Path(logs) / "_data" / synthetic_folder_name(num_samples, seed, image_size, split_fractions)
     )
     if is_master:
-        build_synthetic(folder, num_samples, seed=seed, image_size=image_size)
+        build_synthetic(
+            folder, num_samples, seed=seed, image_size=image_size, split_fractions=split_fractions
+        )
     if barrier is not None:
         barrier()
     return folder

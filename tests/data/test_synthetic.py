@@ -147,3 +147,12 @@ def test_writing_an_empty_dataset_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no studies to write"):
         write_dataset(tmp_path / "empty", n=0, progress=False)
     assert not (tmp_path / "empty" / "meta.json").exists()
+
+
+def test_synthetic_folder_name_records_non_default_splits():
+    from sista_kit.data.folder import DEFAULT_SPLIT_FRACTIONS, synthetic_folder_name
+
+    assert synthetic_folder_name(3000, 0, 64) == "synthetic-n3000-s0-64"
+    assert synthetic_folder_name(3000, 0, 64, dict(DEFAULT_SPLIT_FRACTIONS)) == "synthetic-n3000-s0-64"
+    splits = {"pretrain": 0.925, "train": 0.0375, "val": 0.0125, "test": 0.025}
+    assert synthetic_folder_name(12000, 0, 64, splits) == "synthetic-n12000-s0-64-split925-38-12-25"

@@ -82,3 +82,17 @@ def test_encoder_geometry_matches_the_built_encoder():
     for arch, indices in (("sista_vit_tiny:64:1", None), ("sista_resnet18:64:1", [2, 3, 4])):
         built = MultiScaleEncoder(create_vision_trunk(*VisionSpec.parse(arch)), out_indices=indices)
         assert encoder_geometry(arch, indices) == (built.out_channels, built.strides)
+
+
+def test_tiny_vit_standardises_each_image():
+    """sista_vit_tiny sees each image standardised: a per-image gain and offset change nothing."""
+    import timm
+    import torch
+
+    import sista_kit.models.archs  # noqa: F401  (registers the architectures)
+
+    trunk = timm.create_model("sista_vit_tiny", img_size=32, num_classes=0).eval()
+    x = torch.rand(3, 1, 32, 32)
+    gain = torch.tensor([0.5, 2.0, 7.0]).view(3, 1, 1, 1)
+    torch.testing.assert_close(trunk(x), trunk(gain * x + 0.3), atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(trunk(x), trunk(x.flip(-1)), atol=1e-4)
