@@ -32,8 +32,10 @@ LOCAL_VARIANTS = {
     "convirt_local": ("convirt", {"gather": False}),
     "gloria_local": ("gloria", {"gather": False}),
 }
-# float64 throughout; STA's global-mean factor is a float32 scalar (rounding 6e-8 relative)
-TOL = dict(rtol=1e-6, atol=1e-9)
+# float64 throughout; STA's global-mean factor is a float32 scalar (rounding 6e-8 relative), which shows
+# as up to ~2e-9 absolute on gradient entries of order 1 that nearly cancel; a wrong gather or scale
+# differs by 1e-2 or more
+TOL = dict(rtol=1e-6, atol=1e-7)
 
 
 def _model() -> torch.nn.Module:
