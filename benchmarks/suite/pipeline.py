@@ -266,6 +266,8 @@ def transfer_unit(
     start = time.perf_counter()
     runner = {"cls": run_cls, "seg": run_seg, "det": run_det}[task]
     metrics = runner(checkpoint, **kwargs)
+    for head in Path(unit, "work").rglob("*.pth"):  # the heads' weights (18 MB each) are not reused
+        head.unlink()
     payload = {
         "method": method,
         "task": task,

@@ -54,7 +54,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {
         "data": {"num_samples": 240, "image_size": 64, "seed": 0},
         "pretrain": {
-            "model": "sista-tiny",
+            "model": "sista-mini",
             "epochs": 1,
             "batch_size": 24,
             "lr": 1e-3,
@@ -75,6 +75,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     # Pretraining sees 11,100 distinct studies (about 3 epochs of 173 steps): on the 2,100 studies of
     # an even split the tiny towers memorised the training images (training InfoNCE fell while held-out
     # retrieval stayed at chance); the transfer pools keep their size (train 450, val 150, test 300).
+    # The vision tower is sista_vit_mini (width 128): on the validation split it retrieved better than
+    # the width-192 tower after the same 519 steps, in two thirds of the time.
     "default": {
         "data": {
             "num_samples": 12000,
@@ -83,7 +85,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "split_fractions": {"pretrain": 0.925, "train": 0.0375, "val": 0.0125, "test": 0.025},
         },
         "pretrain": {
-            "model": "sista-tiny",
+            "model": "sista-mini",
             "epochs": 3,
             "batch_size": 64,
             "lr": 1e-3,

@@ -301,6 +301,9 @@ def prepare_config(
     _import_mm(task)
     checkpoint = str(checkpoint)
     cfg = Config.fromfile(str(config_path(config or _default_config(task, checkpoint, arch))))
+    # The Runner logs and dumps the config several times; formatting it with yapf took a third of a
+    # small run. (mmengine 0.10's fromfile drops its format_python_code argument for plain configs.)
+    object.__setattr__(cfg, "_format_python_code", False)
     if options:  # first, so that backbone / data overrides are seen by what follows
         cfg.merge_from_dict(options)
     _set_backbone(cfg, checkpoint, arch, frozen)

@@ -7,13 +7,14 @@ of ``sista_kit.models`` is imported.
 | name                          | arch   | input        | notes                              |
 |-------------------------------|--------|--------------|------------------------------------|
 | ``sista_vit_tiny``            | ViT    | 1 x 128 px   | patch 8, depth 4, width 192, 3 heads (CPU) |
+| ``sista_vit_mini``            | ViT    | 1 x 128 px   | as tiny at width 128, 2 heads (benchmark) |
 | ``sista_resnet18``            | ResNet | 1 x 128 px   | ResNet-18 layout, grey-scale stem  |
 | ``sista_vit_base_patch16_224``| ViT    | 3 x 224 px   | ViT-B/16 (the paper scale)         |
 | ``sista_resnet50``            | ResNet | 3 x 224 px   | ResNet-50 (ConVIRT / GLoRIA scale) |
 
 Nothing here downloads weights: ``pretrained=True`` is only accepted together with a local file
-(``pretrained_cfg_overlay={"file": path}``, timm's own mechanism). ``sista_vit_tiny`` standardises
-each input image (:class:`StandardizedPatchEmbed`).
+(``pretrained_cfg_overlay={"file": path}``, timm's own mechanism). ``sista_vit_tiny`` and
+``sista_vit_mini`` standardise each input image (:class:`StandardizedPatchEmbed`).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def _resnet_cfg(in_chans: int, size: int, stats: dict[str, tuple[float, ...]]) -
 default_cfgs = generate_default_cfgs(
     {
         "sista_vit_tiny": _vit_cfg(1, 128, _GREY),
+        "sista_vit_mini": _vit_cfg(1, 128, _GREY),
         "sista_resnet18": _resnet_cfg(1, 128, _GREY),
         "sista_vit_base_patch16_224": _vit_cfg(3, 224, _IMAGENET),
         "sista_resnet50": _resnet_cfg(3, 224, _IMAGENET),
@@ -110,22 +112,36 @@ class StandardizedPatchEmbed(PatchEmbed):
         return super().forward((x - mean) / std)
 
 
+#: The CPU ViT: patch 8 at 128 px, depth 4, width 192, 3 heads, one standardised input channel.
+_CPU_VIT: dict[str, Any] = dict(
+    img_size=128,
+    patch_size=8,
+    embed_dim=192,
+    depth=4,
+    num_heads=3,
+    in_chans=1,
+    embed_layer=StandardizedPatchEmbed,
+)
+
+
 @register_model
 def sista_vit_tiny(pretrained: bool = False, **kwargs: Any) -> VisionTransformer:
     """ViT with patch 8 at 128 px, depth 4, width 192, 3 heads, one input channel (the CPU default).
 
     The input is standardised per image (:class:`StandardizedPatchEmbed`).
     """
-    defaults = dict(
-        img_size=128,
-        patch_size=8,
-        embed_dim=192,
-        depth=4,
-        num_heads=3,
-        in_chans=1,
-        embed_layer=StandardizedPatchEmbed,
-    )
-    return _build(VisionTransformer, "sista_vit_tiny", pretrained, defaults, **kwargs)
+    return _build(VisionTransformer, "sista_vit_tiny", pretrained, _CPU_VIT, **kwargs)
+
+
+@register_model
+def sista_vit_mini(pretrained: bool = False, **kwargs: Any) -> VisionTransformer:
+    """``sista_vit_tiny`` at width 128 with 2 heads of 64: the benchmark's vision tower on CPU.
+
+    On the embedded data (64 px, 519 steps of batch 64) it reached a higher held-out R@1 than the
+    width-192 tower (validation split, 150 pairs: 0.113 against 0.053) in 0.66x the step time.
+    """
+    defaults = {**_CPU_VIT, "embed_dim": 128, "num_heads": 2}
+    return _build(VisionTransformer, "sista_vit_mini", pretrained, defaults, **kwargs)
 
 
 @register_model

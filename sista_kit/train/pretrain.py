@@ -21,7 +21,7 @@ import inspect
 import logging
 import shutil
 from argparse import Namespace
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -120,6 +120,19 @@ def _run_logging(log_file: Path | None):
             root.removeHandler(handler)
             handler.close()
         root.setLevel(old_level)
+
+
+def attention_backend(device: torch.device, precision: str) -> AbstractContextManager:
+    """The attention kernel for training: PyTorch's math path on CPU in bfloat16.
+
+    The CPU flash-attention kernel's bfloat16 backward was 40 % of a tiny-tower step (0.46 s against
+    0.34 s with the math path, batch 64, one thread); in float32 and on CUDA the default choice stays.
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    if device.type == "cpu" and precision in ("amp_bf16", "bf16"):
+        return sdpa_kernel(SDPBackend.MATH)
+    return nullcontext()
 
 
 def model_config_for_tokenizer(
@@ -475,9 +488,10 @@ def pretrain(config: PretrainConfig | dict[str, Any]) -> Path:
         for epoch in range(start_epoch, cfg.epochs):
             if hasattr(loss, "set_epoch"):
                 loss.set_epoch(epoch)
-            train_one_epoch(
-                model, data, loss, epoch, optimizer, scaler, scheduler, None, args, tb_writer=logger
-            )
+            with attention_backend(device, cfg.precision):
+                train_one_epoch(
+                    model, data, loss, epoch, optimizer, scaler, scheduler, None, args, tb_writer=logger
+                )
             done = epoch + 1
             if "val" in data or args.distributed:
                 if "val" in data:

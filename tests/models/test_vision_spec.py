@@ -84,14 +84,16 @@ def test_encoder_geometry_matches_the_built_encoder():
         assert encoder_geometry(arch, indices) == (built.out_channels, built.strides)
 
 
-def test_tiny_vit_standardises_each_image():
-    """sista_vit_tiny sees each image standardised: a per-image gain and offset change nothing."""
+@pytest.mark.parametrize("name, width, heads", [("sista_vit_tiny", 192, 3), ("sista_vit_mini", 128, 2)])
+def test_small_vits_standardise_each_image(name, width, heads):
+    """The CPU ViTs see each image standardised: a per-image gain and offset change nothing."""
     import timm
     import torch
 
     import sista_kit.models.archs  # noqa: F401  (registers the architectures)
 
-    trunk = timm.create_model("sista_vit_tiny", img_size=32, num_classes=0).eval()
+    trunk = timm.create_model(name, img_size=32, num_classes=0).eval()
+    assert (trunk.embed_dim, trunk.blocks[0].attn.num_heads, len(trunk.blocks)) == (width, heads, 4)
     x = torch.rand(3, 1, 32, 32)
     gain = torch.tensor([0.5, 2.0, 7.0]).view(3, 1, 1, 1)
     torch.testing.assert_close(trunk(x), trunk(gain * x + 0.3), atol=1e-4, rtol=1e-4)

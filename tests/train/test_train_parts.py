@@ -115,3 +115,21 @@ def test_prepare_dataset_folder_checks_and_names(tmp_path):
         == tmp_path / "_data" / "synthetic-n8-s3-32"
     )
     assert calls == [1] and not folder.exists()  # only the master writes; every rank waits
+
+
+def test_attention_backend_is_the_math_path_for_cpu_bfloat16_only():
+    from sista_kit.train.pretrain import attention_backend
+
+    cpu = torch.device("cpu")
+    assert torch.backends.cuda.flash_sdp_enabled()
+    with attention_backend(cpu, "amp_bf16"):
+        assert not torch.backends.cuda.flash_sdp_enabled()
+        assert torch.backends.cuda.math_sdp_enabled()
+        q = torch.randn(2, 3, 5, 8, dtype=torch.bfloat16)
+        out = torch.nn.functional.scaled_dot_product_attention(q, q, q)
+        assert torch.isfinite(out).all()
+    assert torch.backends.cuda.flash_sdp_enabled()  # restored
+    with attention_backend(cpu, "fp32"):
+        assert torch.backends.cuda.flash_sdp_enabled()
+    with attention_backend(torch.device("cuda"), "amp_bf16"):
+        assert torch.backends.cuda.flash_sdp_enabled()
