@@ -61,13 +61,23 @@ def _batch(batch_size: int = BATCH, image_size: int = 128):
     return batch["image"], TextBatch.from_batch(batch, with_labels=True), len(tokenizer)
 
 
-def _setup(loss_name: str, batch_size: int = BATCH, image_size: int = 128, phases: dict | None = None):
+def _setup(
+    loss_name: str,
+    batch_size: int = BATCH,
+    image_size: int = 128,
+    phases: dict | None = None,
+    model_name: str = "sista-tiny",
+    precision: str = "fp32",
+    attention: str = "training",
+):
+    """One timed training step (``precision``: fp32 or amp_bf16; ``attention``: the kernel training
+    picks for it, or PyTorch's ``default`` choice)."""
     from sista_kit.models import build_model
     from sista_kit.models.configs import model_config
-    from sista_kit.train.pretrain import build_training_loss
+    from sista_kit.train.pretrain import attention_backend, build_training_loss
 
     images, texts, vocab = _batch(batch_size, image_size)
-    cfg = model_config("sista-tiny")
+    cfg = model_config(model_name)
     cfg["text_cfg"]["hf_config"]["vocab_size"] = vocab
     cfg["vision_cfg"]["image_size"] = image_size
     torch.manual_seed(0)
@@ -80,12 +90,15 @@ def _setup(loss_name: str, batch_size: int = BATCH, image_size: int = 128, phase
     def step() -> float:
         clock = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        out = model(images, texts)
-        towers = time.perf_counter()
-        terms = loss(**out, output_dict=True)
-        total = sum(terms.values())
-        loss_done = time.perf_counter()
-        total.backward()
+        kernel = attention_backend(torch.device("cpu"), precision if attention == "training" else "fp32")
+        with kernel:  # a single-use context
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "amp_bf16"):
+                out = model(images, texts)
+                towers = time.perf_counter()
+                terms = loss(**out, output_dict=True)
+                total = sum(terms.values())
+            loss_done = time.perf_counter()
+            total.backward()
         backward = time.perf_counter()
         optimizer.step()
         if phases is not None:
@@ -134,14 +147,20 @@ def test_bench_pretrain_step(benchmark, loss_name):
 PROFILE_BATCH, PROFILE_IMAGE = 64, 64  # the default benchmark profile: batch 64, 64 px
 
 
-def profile_step(loss_name: str = "sista", steps: int = 3) -> dict[str, float]:
-    """Median ms per phase of a pretraining step (tiny model, default-profile shapes), and the time
-    to build (generate, tokenize, transform, collate) the batch once ("data")."""
+def profile_step(
+    loss_name: str = "sista",
+    steps: int = 3,
+    model_name: str = "sista-tiny",
+    precision: str = "fp32",
+    attention: str = "training",
+) -> dict[str, float]:
+    """Median ms per phase of a pretraining step (default-profile shapes), and the time to build
+    (generate, tokenize, transform, collate) the batch once ("data")."""
     start = time.perf_counter()
     _batch(PROFILE_BATCH, PROFILE_IMAGE)
     data_ms = (time.perf_counter() - start) * 1e3
     phases: dict[str, list[float]] = {}
-    step = _setup(loss_name, PROFILE_BATCH, PROFILE_IMAGE, phases)
+    step = _setup(loss_name, PROFILE_BATCH, PROFILE_IMAGE, phases, model_name, precision, attention)
     step()
     phases.clear()
     for _ in range(steps):
@@ -159,6 +178,20 @@ def test_bench_pretrain_profile(benchmark, loss_name):
     step_ms = sum(v for k, v in phases.items() if not k.startswith("data"))
     print(f"\n{loss_name} step {step_ms:.0f} ms: " + ", ".join(f"{k} {v:.0f} ms" for k, v in phases.items()))
     assert all(v > 0 for v in phases.values())
+
+
+@pytest.mark.parametrize("attention", ["training", "default"])
+@pytest.mark.parametrize("model_name", ["sista-tiny", "sista-mini"])
+def test_bench_pretrain_profile_bf16(benchmark, model_name, attention):
+    """The benchmark profile's step: bf16 autocast, CLIP loss, with the attention kernel training uses
+    (the math path) or PyTorch's default choice (CPU flash attention)."""
+    phases = benchmark.pedantic(
+        profile_step, args=("clip", 3, model_name, "amp_bf16", attention), rounds=1, iterations=1
+    )
+    benchmark.extra_info.update({k: round(v, 1) for k, v in phases.items()})
+    step_ms = sum(v for k, v in phases.items() if not k.startswith("data"))
+    print(f"\n{model_name} amp_bf16 clip, {attention} attention: step {step_ms:.0f} ms")
+    assert step_ms > 0
 
 
 def main() -> None:
