@@ -46,6 +46,8 @@ def test_smoke_outputs_follow_schema(smoke):
     ).is_file()
     heldout = list((smoke / "pretrain").glob("clip-s0-*/heldout.csv"))
     assert heldout and "retrieval_r1_same_findings" in heldout[0].read_text().splitlines()[0]
+    head_logs = list((smoke / "transfer").rglob("head_loss.csv"))
+    assert head_logs and not list((smoke / "transfer").rglob("*.pth"))  # logs kept, head weights not
 
 
 @pytest.mark.slow
