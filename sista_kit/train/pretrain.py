@@ -125,8 +125,10 @@ def _run_logging(log_file: Path | None):
 def attention_backend(device: torch.device, precision: str) -> AbstractContextManager:
     """The attention kernel for training: PyTorch's math path on CPU in bfloat16.
 
-    The CPU flash-attention kernel's bfloat16 backward was 40 % of a tiny-tower step (0.46 s against
-    0.34 s with the math path, batch 64, one thread); in float32 and on CUDA the default choice stays.
+    The CPU flash-attention kernel's bfloat16 backward was ~40 % of a tiny-tower step in the torch
+    profiler (batch 64, 64 px, one thread: 542 against 430 ms per step with the math path, ``pytest
+    benchmarks/test_bench_pretrain.py --benchmark-only -k profile_bf16``); in float32 and on CUDA the
+    default choice stays.
     """
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
