@@ -1,6 +1,6 @@
-"""The sista_kit benchmark: pretrain every method, transfer to cls / seg / det with 1 / 10 / 100 % labels.
+"""The sista_kit benchmark: pretrain every method, transfer to cls / seg / det / loc at 1 / 10 / 100 % labels.
 
-    python benchmarks/run.py --tasks cls,seg,det                      # default profile, embedded data
+    python benchmarks/run.py --tasks cls,seg,det,loc                  # default profile, embedded data
     python benchmarks/run.py --tasks cls --profile smoke --out /tmp/b # CI-sized
     python benchmarks/run.py --resume --out DIR                       # continue an interrupted run
 
@@ -46,15 +46,15 @@ from suite.profiles import METHODS, PROFILES, TASKS, get_profile
 METRIC_NOTE = (
     "cls: macro AUROC (%, linear probe on the frozen encoder); seg: Dice of the target finding (%, frozen "
     "encoder); det: mAP of the target finding in [0, 1] (MGCA: IoU 0.40:0.05:0.75; COCO: 0.50:0.95; frozen "
-    "encoder); diagnostics as fractions. Mean ± 95 % t-interval over pretraining seeds (a plain mean with "
-    "one seed); "
-    "best mean in bold."
+    "encoder); loc: patch-level average precision over the findings (%, a logistic regression per finding "
+    "on each cell of the frozen encoder's patch grid); diagnostics as fractions. Mean ± 95 % t-interval "
+    "over pretraining seeds (a plain mean with one seed); best mean in bold."
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tasks", default="cls,seg,det", help="comma list of cls, seg, det")
+    p.add_argument("--tasks", default="cls,seg,det,loc", help="comma list of cls, seg, det, loc")
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma list of {', '.join(METHODS)}")
     p.add_argument("--data", default="synthetic", help="synthetic | iu | a written dataset folder")
     p.add_argument(
@@ -257,6 +257,7 @@ def _run(args, out, tasks, methods, profile, fractions, seeds, jobs, argv) -> in
     import torch
     from suite.diagnose import fn_records, method_records
     from suite.report import (
+        chance_notes,
         markdown_report,
         plot_fraction_curves,
         plot_head_curves,
@@ -360,7 +361,8 @@ def _run(args, out, tasks, methods, profile, fractions, seeds, jobs, argv) -> in
     figures = "".join(
         f"![{p.stem}]({p.name})\n\n" for p in (learning, curves, heads, figure) if p is not None
     )
-    (out / "results.md").write_text(header + figures + markdown_report(headline, methods))
+    tables = markdown_report(headline, methods, chance_notes(records))
+    (out / "results.md").write_text(header + figures + tables)
     print(
         f"\nwrote {out}/results.md ({len(ledger.ran)} units run, {len(ledger.reused)} reused, "
         f"{ledger.wall_s['total'] / 60:.1f} min)"

@@ -286,8 +286,10 @@ def _pretrain_steps(methods: list[str], profile: dict, root: Path, work: Path) -
 
 
 def _transfer_samples(task: str, n_train: int, options: dict, n_test: int) -> int:
-    """Samples a transfer unit puts through the encoder: training (cls: one feature pass) and testing."""
-    return (n_train if task == "cls" else int(options["iters"]) * int(options.get("batch_size", 8))) + n_test
+    """Samples a transfer unit puts through the encoder: training (cls / loc: one feature pass), testing."""
+    if task in ("cls", "loc"):
+        return n_train + n_test
+    return int(options["iters"]) * int(options.get("batch_size", 8)) + n_test
 
 
 def _transfer_steps(
@@ -300,8 +302,9 @@ def _transfer_steps(
     fraction = min(fractions)
     for task in tasks:
         counts = subset_info(task, fraction, 0, profile, root)
-        options = dict(transfer_options(task, profile, counts["n_train"], root), iters=1)
-        if task != "cls":
+        options = transfer_options(task, profile, counts["n_train"], root)
+        options = dict(options, max_iter=1) if task == "loc" else dict(options, iters=1)
+        if task in ("seg", "det"):
             options["batch_size"] = DRY_BATCH
         samples = _transfer_samples(task, counts["n_train"], options, n_test)
         unit = work / "transfer" / task

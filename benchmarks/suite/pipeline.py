@@ -198,14 +198,19 @@ def random_arch(profile: dict[str, Any], data_root: Path) -> str:
 
 
 #: The metrics each task reports in the tables (all returned metrics go to results.json).
-HEADLINE = {"cls": ("auroc",), "seg": ("mDice_fg",), "det": ("mgca_bbox_mAP", "coco_bbox_mAP")}
+HEADLINE = {
+    "cls": ("auroc",),
+    "seg": ("mDice_fg",),
+    "det": ("mgca_bbox_mAP", "coco_bbox_mAP"),
+    "loc": ("patch_mAP",),
+}
 
 
 def target_classes(task: str, profile: dict[str, Any], data_root: Path) -> list[str]:
-    """The classes a task's label subsets must hold positives of: every class for cls, the target for
-    seg (background excluded) and det."""
+    """The classes a task's label subsets must hold positives of: every class for cls and loc, the
+    target for seg (background excluded) and det."""
     classes = task_targets(data_root, task)  # a prepared real dataset's own targets
-    if task == "cls":
+    if task in ("cls", "loc"):
         return classes or list(read_meta(data_root)["class_names"])
     classes = classes or list(profile[task].get("classes") or ())
     return classes[1:] if task == "seg" else classes
@@ -255,7 +260,7 @@ def transfer_unit(
     device: str,
 ) -> dict[str, Any]:
     """One transfer run; writes and returns its record."""
-    from sista_kit.downstream import run_cls, run_det, run_seg
+    from sista_kit.downstream import run_cls, run_det, run_loc, run_seg
 
     kwargs = dict(
         options, data_root=data_root, fraction=fraction, seed=seed, out=f"{unit}/work", device=device
@@ -264,7 +269,7 @@ def transfer_unit(
     if checkpoint == "random":
         kwargs["arch"] = arch
     start = time.perf_counter()
-    runner = {"cls": run_cls, "seg": run_seg, "det": run_det}[task]
+    runner = {"cls": run_cls, "seg": run_seg, "det": run_det, "loc": run_loc}[task]
     metrics = runner(checkpoint, **kwargs)
     for head in Path(unit, "work").rglob("*.pth"):  # the heads' weights (18 MB each) are not reused
         head.unlink()

@@ -18,6 +18,9 @@ EXTRA_METRICS = {"seg": ("mAUPRC_fg",)}
 METRIC_NOTES = {
     "mAUPRC_fg": "Pixel-level average precision of the predicted foreground probabilities (%, mean over "
     "the foreground classes; 1000 probability bins), beside the Dice at the argmax.\n",
+    "patch_mAP": "Average precision of every finding over the test split's patch-grid cells (%, macro mean "
+    "over the findings; a logistic regression per finding on the frozen cell features, its L2 weight "
+    "chosen on the validation split).",
 }
 
 
@@ -29,6 +32,16 @@ def reported(records: list[dict[str, Any]], headline: dict[str, tuple[str, ...]]
         for r in records
         if r["task"] not in headline or r["metric"] in headline[r["task"]] + EXTRA_METRICS.get(r["task"], ())
     ]
+
+
+def chance_notes(records: list[dict[str, Any]]) -> dict[str, str]:
+    """A note per metric that has a ``<metric>_chance`` companion in ``records`` (what a constant score
+    reaches on the same test split): its mean over the records."""
+    values: dict[str, list[float]] = defaultdict(list)
+    for r in records:
+        if r["metric"].endswith("_chance") and r.get("fraction") is not None:
+            values[r["metric"][: -len("_chance")]].append(float(r["value"]))
+    return {m: f"Chance (a constant score): {sum(v) / len(v):.2f}." for m, v in values.items() if v}
 
 
 def _table_order(item: tuple[tuple, Any]) -> tuple:
@@ -103,10 +116,13 @@ def _subset_line(records: list[dict[str, Any]], task: str, fractions: list[float
     return ("Label subsets (" + "; ".join(parts) + ").\n") if parts else ""
 
 
-def markdown_tables(records: list[dict[str, Any]], method_order: list[str]) -> str:
+def markdown_tables(
+    records: list[dict[str, Any]], method_order: list[str], notes: dict[str, str] | None = None
+) -> str:
     """Transfer: one table per (task, dataset, metric), methods x label fractions. Diagnostics (no
     fraction): one table per (task, dataset), methods x metrics. Mean ± 95 % interval over pretraining
-    seeds (just the mean with one seed), best mean in bold."""
+    seeds (just the mean with one seed), best mean in bold. ``notes``: more text under a metric's table
+    (after :data:`METRIC_NOTES`)."""
     agg = aggregate(records)
     lines: list[str] = []
     diagnostics: dict[tuple[str, str], dict[str, dict[str, Estimate]]] = defaultdict(dict)
@@ -122,7 +138,8 @@ def markdown_tables(records: list[dict[str, Any]], method_order: list[str]) -> s
             f"{task} / {dataset} / {metric}", [_fraction_label(f) for f in fractions], rows, lower
         )
         subsets = _subset_line(records, task, fractions)
-        lines += [text for text in (METRIC_NOTES.get(metric), subsets) if text]
+        note = " ".join(t for t in (METRIC_NOTES.get(metric), (notes or {}).get(metric)) if t)
+        lines += [text for text in (note and note.rstrip("\n") + "\n", subsets) if text]
     for (task, dataset), by_method in sorted(diagnostics.items()):
         metrics = sorted({k for cells in by_method.values() for k in cells})
         rows = {m: [by_method[m].get(k) for k in metrics] for m in _ordered(by_method, method_order)}
@@ -194,8 +211,11 @@ def claims(records: list[dict[str, Any]], reference: str = "sista") -> list[str]
     return out
 
 
-def markdown_report(records: list[dict[str, Any]], method_order: list[str]) -> str:
-    """The tables of results.md: intervals, paired differences, and the claims they support."""
+def markdown_report(
+    records: list[dict[str, Any]], method_order: list[str], notes: dict[str, str] | None = None
+) -> str:
+    """The tables of results.md: intervals, paired differences, and the claims they support
+    (``notes``: more text under a metric's table, e.g. :func:`chance_notes`)."""
     found = claims(records)
     summary = ["## What is beyond noise", ""]
     summary += [f"- {c}" for c in found] or [
@@ -204,7 +224,7 @@ def markdown_report(records: list[dict[str, Any]], method_order: list[str]) -> s
     return (
         "\n".join(summary)
         + "\n\n## Results (mean ± 95 % interval over pretraining seeds)\n\n"
-        + markdown_tables(records, method_order)
+        + markdown_tables(records, method_order, notes)
         + "\n## Paired differences (SISTA − method, same pretraining seed and label subset)\n\n"
         + paired_tables(records, method_order)
     )

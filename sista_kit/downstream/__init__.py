@@ -6,6 +6,8 @@
   mIoU and Dice.
 - ``run_det(config, checkpoint=..., data_root=..., ...)``: mmdetection (RetinaNet / FCOS /
   Faster R-CNN); COCO mAP and MGCA's mAP over IoU 0.40:0.75.
+- ``run_loc(checkpoint, data_root=..., fraction=..., seed=...)``: which cells of the frozen encoder's
+  patch grid hold which finding (a logistic regression per finding); patch-level average precision.
 - ``python -m sista_kit.downstream {cls,seg,det} --checkpoint DIR|random ...``.
 - OpenMMLab backbones ``sista_kit.SistaViT`` / ``sista_kit.SistaResNet`` (``sista_kit.downstream.mm``).
 
@@ -22,6 +24,7 @@ _LAZY = {
     "ClsSplit": "sista_kit.downstream.cls",
     "run_seg": "sista_kit.downstream.mmrun",
     "run_det": "sista_kit.downstream.mmrun",
+    "run_loc": "sista_kit.downstream.patch_probe",
     "prepare_config": "sista_kit.downstream.mmrun",
     "build_trunk": "sista_kit.downstream.encoder",
     "EncoderSpec": "sista_kit.downstream.encoder",

@@ -14,7 +14,7 @@ def smoke(tmp_path_factory):
     import run
 
     out = tmp_path_factory.mktemp("bench") / "out"
-    assert run.main(["--profile", "smoke", "--tasks", "cls,seg,det", "--out", str(out)]) == 0
+    assert run.main(["--profile", "smoke", "--tasks", "cls,seg,det,loc", "--out", str(out)]) == 0
     return out
 
 
@@ -25,7 +25,7 @@ def test_smoke_outputs_follow_schema(smoke):
     csv_lines = (smoke / "results.csv").read_text().strip().splitlines()
     assert csv_lines[0].split(",") == list(RECORD_FIELDS) and len(csv_lines) == len(records) + 1
     seen = {(r["method"], r["task"], r["fraction"]) for r in records if r["fraction"] is not None}
-    assert seen == {(m, t, f) for m in METHODS for t in ("cls", "seg", "det") for f in (0.1, 1.0)}
+    assert seen == {(m, t, f) for m in METHODS for t in ("cls", "seg", "det", "loc") for f in (0.1, 1.0)}
     tasks = {r["task"] for r in records}
     assert {"fn_detection", "retrieval", "grounding"} <= tasks
     transfer = [r for r in records if r["fraction"] is not None]
@@ -34,7 +34,7 @@ def test_smoke_outputs_follow_schema(smoke):
     providers = {r["method"] for r in records if r["task"] == "fn_detection"}
     assert {"findings", "labels", "tfidf", "truth"} <= providers
     table = (smoke / "results.md").read_text()
-    for heading in ("### cls /", "### seg /", "### det /", "**"):
+    for heading in ("### cls /", "### seg /", "### det /", "### loc /", "Chance (a constant score)", "**"):
         assert heading in table
     assert "## Paired differences" in table and "sia-oracle (ground-truth labels: upper bound)" in table
     for name in ("fraction_curves.png", "alignment_maps.png", "pretrain_curves.png"):
@@ -55,7 +55,9 @@ def test_resumed_run_skips_finished_work(smoke):
     import run
 
     before = (smoke / "results.json").read_text()
-    assert run.main(["--profile", "smoke", "--tasks", "cls,seg,det", "--out", str(smoke), "--resume"]) == 0
+    assert (
+        run.main(["--profile", "smoke", "--tasks", "cls,seg,det,loc", "--out", str(smoke), "--resume"]) == 0
+    )
     info = json.loads((smoke / "run_info.json").read_text())
     assert info["units_run"] == 0 and info["units_reused"] > 0
     assert (smoke / "results.json").read_text() == before
@@ -80,7 +82,7 @@ def test_default_profile_subsets_hold_two_positives_of_every_target_class(tmp_pa
     profile = get_profile("default")
     root = prepare_data("synthetic", profile, tmp_path)
     n = len((root / "splits" / "train.txt").read_text().split())
-    for task in ("cls", "seg", "det"):
+    for task in ("cls", "seg", "det", "loc"):
         for fraction in profile["fractions"]:
             for seed in range(profile["pretrain_seeds"]):
                 counts = subset_info(task, fraction, seed, profile, root)
