@@ -8,7 +8,7 @@
   Faster R-CNN); COCO mAP and MGCA's mAP over IoU 0.40:0.75.
 - ``run_loc(checkpoint, data_root=..., fraction=..., seed=...)``: which cells of the frozen encoder's
   patch grid hold which finding (a logistic regression per finding); patch-level average precision.
-- ``python -m sista_kit.downstream {cls,seg,det} --checkpoint DIR|random ...``.
+- ``python -m sista_kit.downstream {cls,seg,det,loc} --checkpoint DIR|random ...``.
 - OpenMMLab backbones ``sista_kit.SistaViT`` / ``sista_kit.SistaResNet`` (``sista_kit.downstream.mm``).
 
 Nothing here imports mmengine, mmdet or mmseg until a segmentation / detection run needs them.

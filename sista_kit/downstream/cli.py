@@ -1,4 +1,4 @@
-"""``python -m sista_kit.downstream {cls,seg,det} --checkpoint DIR|random ...``: one transfer run,
+"""``python -m sista_kit.downstream {cls,seg,det,loc} --checkpoint DIR|random ...``: one transfer run,
 writing ``OUT/metrics.json`` (and checkpoints)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     p = argparse.ArgumentParser(prog="python -m sista_kit.downstream", description=__doc__)
-    p.add_argument("task", choices=["cls", "seg", "det"])
+    p.add_argument("task", choices=["cls", "seg", "det", "loc"])
     p.add_argument(
         "--checkpoint",
         required=True,
@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--arch", default=None, help="model_name[:image_size[:in_chans]], e.g. sista_vit_tiny:64:1"
     )
-    p.add_argument("--iters", type=int, default=None, help="training steps")
+    p.add_argument(
+        "--iters", type=int, default=None, help="training steps (loc: L-BFGS iterations of each fit)"
+    )
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument(
@@ -39,6 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["linear", "finetune"],
         default="linear",
         help="linear probe on the frozen encoder (default) or full fine-tuning",
+    )
+    g = p.add_argument_group("loc")
+    g.add_argument(
+        "--l2",
+        type=_l2_grid,
+        default=None,
+        help="comma list of L2 weights to choose from on the validation split (default 1e-6,1e-5,1e-4)",
     )
     g = p.add_argument_group("seg / det")
     g.add_argument("--config", default=None, help="shipped config name or a config file")
@@ -59,6 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _l2_grid(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if any(not v >= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"L2 weights must be >= 0, got {text!r}")
+    return values
+
+
 def _options(pairs: Sequence[str]) -> dict:
     out = {}
     for pair in pairs:
@@ -75,24 +94,35 @@ def _options(pairs: Sequence[str]) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one task; prints the metrics as JSON."""
     args = build_parser().parse_args(argv)
-    progress = not args.no_progress
+    common = dict(
+        data_root=args.data_root,
+        out=args.out,
+        fraction=args.fraction,
+        seed=args.seed,
+        arch=args.arch,
+        progress=not args.no_progress,
+    )
     if args.task == "cls":
         from .cls import run_cls
 
-        device = args.device or ("cuda" if _cuda() else "cpu")
         metrics = run_cls(
             args.checkpoint,
-            data_root=args.data_root,
-            out=args.out,
-            fraction=args.fraction,
-            seed=args.seed,
-            arch=args.arch,
             protocol=args.protocol,
             iters=args.iters,
             batch_size=args.batch_size or 64,
             lr=args.lr,
-            device=device,
-            progress=progress,
+            device=args.device or ("cuda" if _cuda() else "cpu"),
+            **common,
+        )
+    elif args.task == "loc":
+        from .patch_probe import L2_GRID, run_loc
+
+        metrics = run_loc(
+            args.checkpoint,
+            max_iter=args.iters or 500,
+            l2_grid=args.l2 or L2_GRID,
+            device=args.device or ("cuda" if _cuda() else "cpu"),
+            **common,
         )
     else:
         from .mmrun import run_mm
@@ -101,20 +131,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.task,
             args.config,
             checkpoint=args.checkpoint,
-            arch=args.arch,
-            data_root=args.data_root,
-            out=args.out,
-            fraction=args.fraction,
-            seed=args.seed,
             iters=args.iters,
             batch_size=args.batch_size,
             lr=args.lr,
             frozen=True if args.frozen else None,
             resume=args.resume,
             device=args.device,
-            progress=progress,
             options=_options(args.cfg_options),
             classes=args.classes.split(",") if args.classes else None,
+            **common,
         )
     json.dump(metrics, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")

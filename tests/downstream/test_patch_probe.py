@@ -103,3 +103,18 @@ def test_run_loc_needs_masks(tiny_export, tmp_path) -> None:
         run_loc("random", arch=f"{VIT}:{SIZE}:1", data_root=root, progress=False)
     with pytest.raises(ValueError, match="l2_grid is empty"):
         run_loc("random", arch=f"{VIT}:{SIZE}:1", data_root=tiny_export, l2_grid=(), progress=False)
+
+
+def test_cli_loc(tiny_export, tmp_path, capsys) -> None:
+    from sista_kit.downstream.cli import main
+
+    argv = ["loc", "--checkpoint", "random", "--arch", f"{VIT}:{SIZE}:1", "--data-root", str(tiny_export)]
+    argv += ["--out", str(tmp_path / "cli"), "--iters", "30", "--l2", "1e-4", "--no-progress"]
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["patch_l2"] == 1e-4 and "patch_mAP_val" not in printed  # one weight: nothing to choose
+    assert json.loads((tmp_path / "cli" / "metrics.json").read_text())["metrics"][
+        "patch_mAP"
+    ] == pytest.approx(printed["patch_mAP"])
+    with pytest.raises(SystemExit):
+        main([*argv[:-4], "--l2", "abc"])
