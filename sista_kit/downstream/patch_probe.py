@@ -207,10 +207,9 @@ def run_loc(
     test_x, _ = grid_features(encoder, test.images, spec.image_size, device=device)
     bar.close()
     train_y = patch_targets(train.masks, grid)
-    l2, val_map = _choose_l2(
+    l2, val_map, head = _choose_l2(
         encoder, spec.image_size, root, grid, train_x, train_y, names, l2_grid, max_iter, device
     )
-    head = fit_logistic(train_x, train_y, l2, max_iter)
     with torch.no_grad():
         scores = head(test_x).numpy()
     metrics = score_patches(scores, patch_targets(test.masks, grid).numpy(), names)
@@ -237,18 +236,20 @@ def run_loc(
 
 
 def _choose_l2(encoder, size, root, grid, train_x, train_y, names, l2_grid, max_iter, device):
-    """The grid's L2 weight with the best validation ``patch_mAP`` (and that mAP); the first weight and
-    None when the folder has no validation studies."""
+    """The grid's L2 weight with the best validation ``patch_mAP``, that mAP and the probe fitted with it
+    (the fit is deterministic, so it is kept rather than refitted); the first weight, None and its probe
+    when the folder has no validation studies."""
     if len(l2_grid) == 1 or not read_manifest(root, "val"):
-        return float(l2_grid[0]), None
+        return float(l2_grid[0]), None, fit_logistic(train_x, train_y, l2_grid[0], max_iter)
     val = load_loc_split(root, "val")
     val_x, _ = grid_features(encoder, val.images, size, device=device)
     val_y = patch_targets(val.masks, grid).numpy()
-    best: tuple[float, float] | None = None
+    best: tuple[float, float, torch.nn.Linear] | None = None
     for l2 in l2_grid:
+        head = fit_logistic(train_x, train_y, l2, max_iter)
         with torch.no_grad():
-            scores = fit_logistic(train_x, train_y, l2, max_iter)(val_x).numpy()
+            scores = head(val_x).numpy()
         value = score_patches(scores, val_y, names)["patch_mAP"]
         if best is None or value > best[1]:
-            best = (float(l2), value)
+            best = (float(l2), value, head)
     return best
