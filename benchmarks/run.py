@@ -37,6 +37,7 @@ from suite.pipeline import (
     random_arch,
     run_units,
     subset_info,
+    task_data_problems,
     transfer_dir,
     transfer_options,
     transfer_unit,
@@ -269,6 +270,9 @@ def _run(args, out, tasks, methods, profile, fractions, seeds, jobs, argv) -> in
     ledger, started, t0 = Ledger(), datetime.now(timezone.utc), time.perf_counter()
     stage = time.perf_counter()
     data_root = prepare_data(args.data, profile, out)
+    problems = task_data_problems(data_root, tasks)
+    if problems:
+        raise SystemExit("nothing was run:\n" + "\n".join(f"  - {p}" for p in problems))
     dataset = data_root.name
     ledger.wall_s["data"] = round(time.perf_counter() - stage, 1)
 

@@ -29,36 +29,18 @@ SISTA_OVER_CLIP_GOAL = 1.15
 
 @cache
 def _batch(batch_size: int = BATCH, image_size: int = 128):
-    from sista_kit.data.datasets import collate_pretrain
+    from sista_kit.data.datasets import collate_pretrain, pretrain_item
     from sista_kit.data.synthetic import generate
-    from sista_kit.data.tokenizer import encode_reports, train_tokenizer
+    from sista_kit.data.tokenizer import train_tokenizer
     from sista_kit.data.transforms import ImageTransform
     from sista_kit.models import TextBatch
 
     samples = generate(batch_size, seed=0, image_size=image_size)
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = train_tokenizer([s.report for s in samples] * 4, tmp, vocab_size=400)
-    transform = ImageTransform()
-    items = []
-    for s in samples:
-        enc = encode_reports(tokenizer, [s.report], 128)
-        items.append(
-            {
-                **{k: v[0] for k, v in enc.items()},
-                "image": transform(s.image),
-                "report": s.report,
-                "labels": torch.as_tensor(s.labels),
-                "finding_key": s.finding_key,
-                "sample_id": s.sample_id,
-            }
-        )
-    # pad token columns to a common length before collate (it trims them back to the longest report)
-    width = max(i["input_ids"].shape[0] for i in items)
-    fill = {"input_ids": int(tokenizer.pad_token_id), "attention_mask": 0, "word_ids": -1}
-    for i in items:
-        for k, v in fill.items():
-            i[k] = torch.nn.functional.pad(i[k], (0, width - i[k].shape[0]), value=v)
-    batch = collate_pretrain(items)
+    transform, pad_id = ImageTransform(), int(tokenizer.pad_token_id)
+    # items padded to 128 columns; collate trims them back to the longest report
+    batch = collate_pretrain([pretrain_item(s, tokenizer, 128, transform, pad_id) for s in samples])
     return batch["image"], TextBatch.from_batch(batch, with_labels=True), len(tokenizer)
 
 

@@ -30,6 +30,7 @@ from .pipeline import (
     pretrain_config,
     random_arch,
     subset_info,
+    task_data_problems,
     transfer_options,
     transfer_unit,
 )
@@ -149,6 +150,8 @@ def check_inputs(needs: list[tuple[str, str]], pretraining: bool, tasks: list[st
                 str(r.get("report") or "").strip() for r in read_manifest(p, "pretrain")
             ):
                 problems.append(f"--data {p}: the pretraining split has no report to pretrain on")
+            else:
+                problems.extend(task_data_problems(p, tasks))
         elif what == "vision weights" and not p.is_file():
             problems.append(f"{what}: no file {p}")
         elif (

@@ -132,6 +132,24 @@ def task_targets(data_root: Path, task: str) -> list[str]:
     return list((read_meta(data_root).get("targets") or {}).get(task) or ())
 
 
+def task_data_problems(data_root: Path, tasks: list[str]) -> list[str]:
+    """What a dataset folder lacks for the tasks asked for, one line each (checked before pretraining):
+    ``loc`` reads per-finding masks (``findings_mask``) of its train, val and test studies."""
+    from sista_kit.data.folder import read_manifest
+
+    problems = []
+    if "loc" in tasks:
+        for split in ("train", "val", "test"):
+            rows = read_manifest(data_root, split)
+            without = [str(r.get("id")) for r in rows if not r.get("findings_mask")]
+            if without:
+                problems.append(
+                    f"--tasks loc: {len(without)} of {len(rows)} {split} studies of {data_root} have no "
+                    f"per-finding mask ('findings_mask' in manifest.jsonl), e.g. {', '.join(without[:3])}"
+                )
+    return problems
+
+
 def pretrain_config(method: str, seed: int, profile: dict[str, Any], data_root: Path, device: str) -> dict:
     """The pretraining configuration of one (method, pretraining seed): model init and data order vary
     with the seed, the dataset does not."""
@@ -219,12 +237,11 @@ def target_classes(task: str, profile: dict[str, Any], data_root: Path) -> list[
 def subset_info(task: str, fraction: float, seed: int, profile: dict[str, Any], data_root: Path) -> dict:
     """``n_train`` and ``n_pos`` of the label subset a transfer trains on (the runners select it the same
     way: :func:`sista_kit.downstream.fractions.select_fraction` with the task's labels)."""
-    from sista_kit.downstream.fractions import manifest_labels, select_fraction, subset_counts
+    from sista_kit.downstream.fractions import id_positions, manifest_labels, select_fraction, subset_counts
 
     ids = (data_root / "splits" / "train.txt").read_text().split()
     labels = manifest_labels(data_root, ids, target_classes(task, profile, data_root))
-    chosen = set(select_fraction(ids, fraction, seed, labels=labels))
-    return subset_counts(labels[[i for i, s in enumerate(ids) if s in chosen]])
+    return subset_counts(labels[id_positions(ids, select_fraction(ids, fraction, seed, labels=labels))])
 
 
 def transfer_options(

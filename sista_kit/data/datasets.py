@@ -10,8 +10,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .folder import read_image
 from .synthetic.export import read_manifest, sample_from_row, write_dataset
-from .synthetic.findings import CLASS_NAMES
+from .synthetic.findings import CLASS_NAMES, finding_key
 from .synthetic.generator import Sample
 from .tokenizer import encode_reports
 from .transforms import ImageTransform
@@ -71,6 +72,13 @@ class PretrainDataset(Dataset):
         self.return_masks = return_masks
         self.class_names = tuple(class_names)
         self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+        # Reports are tokenised once here (batched), not once per item and epoch.
+        self._reports = (
+            [str(r["report"]) for r in self.rows]
+            if self.rows is not None
+            else [s.report for s in self.samples]
+        )
+        self._tokens = _token_table(tokenizer, self._reports, max_length, self.pad_id)
 
     def __len__(self) -> int:
         return len(self.rows) if self.rows is not None else len(self.samples)
@@ -79,20 +87,48 @@ class PretrainDataset(Dataset):
         return self.samples[idx] if self.samples is not None else sample_from_row(self.root, self.rows[idx])
 
     def __getitem__(self, idx: int) -> dict:
-        s = self.sample(idx)
-        item = pretrain_item(s, self.tokenizer, self.max_length, self.transform, self.pad_id)
+        if self.return_masks or self.rows is None:
+            s = self.sample(idx)
+            image, labels, key, sample_id = s.image, s.labels, s.finding_key, s.sample_id
+        else:  # the image only: the findings mask is read when masks are asked for
+            row = self.rows[idx]
+            image, labels = read_image(self.root / row["image"]), row["labels"]
+            key, sample_id = row.get("finding_key") or finding_key(np.asarray(labels) > 0), row["id"]
+        item = {k: v[idx].long() for k, v in self._tokens.items()}
+        item.update(
+            image=self.transform(image),
+            report=self._reports[idx],
+            finding_key=key,
+            sample_id=sample_id,
+            labels=torch.as_tensor(np.asarray(labels, dtype=np.float32)),
+        )
         if self.return_masks:
             item.update(masks=torch.from_numpy(s.masks), boxes=list(s.boxes), spans=list(s.spans))
         return item
 
 
+def encode_padded(tokenizer, reports: list[str], max_length: int, pad_id: int) -> dict[str, torch.Tensor]:
+    """:func:`encode_reports` padded to ``max_length`` columns (int64 (N, max_length) each)."""
+    enc = encode_reports(tokenizer, reports, max_length)
+    pad = max_length - enc["input_ids"].shape[1]
+    fill = {"input_ids": pad_id, "attention_mask": 0, "word_ids": -1}
+    return {k: torch.nn.functional.pad(v, (0, pad), value=fill[k]) for k, v in enc.items()}
+
+
+def _token_table(tokenizer, reports: list[str], max_length: int, pad_id: int, chunk: int = 1024) -> dict:
+    """Every report tokenised once, in batches: ids int32, mask bool, word ids int16 (N, max_length)."""
+    dtypes = {"input_ids": torch.int32, "attention_mask": torch.bool, "word_ids": torch.int16}
+    parts = [
+        encode_padded(tokenizer, reports[i : i + chunk], max_length, pad_id)
+        for i in range(0, len(reports), chunk)
+    ]
+    return {k: torch.cat([p[k] for p in parts]).to(dtype) for k, dtype in dtypes.items()}
+
+
 def pretrain_item(s: Sample, tokenizer, max_length: int, transform, pad_id: int) -> dict:
     """One pretraining item (the keys of :class:`PretrainDataset`, masks aside) from a sample: the report
     tokenised and padded to ``max_length``, the image through ``transform``."""
-    enc = encode_reports(tokenizer, [s.report], max_length)
-    pad = max_length - enc["input_ids"].shape[1]
-    fill = {"input_ids": pad_id, "attention_mask": 0, "word_ids": -1}
-    item = {k: torch.nn.functional.pad(v[0], (0, pad), value=fill[k]) for k, v in enc.items()}
+    item = {k: v[0] for k, v in encode_padded(tokenizer, [s.report], max_length, pad_id).items()}
     item.update(
         image=transform(s.image),
         report=s.report,

@@ -45,6 +45,7 @@ __all__ = [
     "label_map",
     "load_dataset",
     "read_manifest",
+    "read_image",
     "read_meta",
     "require_dataset_folder",
     "sample_from_row",
@@ -278,7 +279,8 @@ def read_manifest(root: str | os.PathLike, split: str | None = None) -> list[dic
     return rows
 
 
-def _read_png(path: Path) -> np.ndarray:
+def read_image(path: Path) -> np.ndarray:
+    """A PNG as a uint8 array; a missing or unreadable file raises naming its path."""
     try:
         with Image.open(path) as im:
             return np.asarray(im)
@@ -295,11 +297,11 @@ def sample_from_row(root: str | os.PathLike, row: dict) -> Sample:
     labels = np.asarray(row["labels"], dtype=np.float32)
     return Sample(
         sample_id=row["id"],
-        image=_read_png(root / row["image"]),
+        image=read_image(root / row["image"]),
         report=row["report"],
         labels=labels,
         finding_key=row.get("finding_key") or finding_key(labels > 0),
-        maskbits=_read_png(root / row["findings_mask"]),
+        maskbits=read_image(root / row["findings_mask"]),
         boxes=[(idx[b["finding"]], *b["bbox"]) for b in row["boxes"]],
         spans=[(idx[s["finding"]], s["start"], s["end"]) for s in row["spans"]],
         negated=[idx[x] for x in row.get("negated", [])],

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--l2",
         type=_l2_grid,
         default=None,
-        help="comma list of L2 weights to choose from on the validation split (default 1e-6,1e-5,1e-4)",
+        help="comma list of L2 weights to choose from on the validation split (default 1e-6,1e-5,1e-4,0)",
     )
     g = p.add_argument_group("seg / det")
     g.add_argument("--config", default=None, help="shipped config name or a config file")

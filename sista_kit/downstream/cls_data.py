@@ -13,6 +13,8 @@ from tqdm.auto import tqdm
 
 from sista_kit.data.folder import read_manifest
 
+from .fractions import id_positions
+
 __all__ = ["ClsSplit", "load_cls_splits"]
 
 
@@ -35,8 +37,7 @@ class ClsSplit:
 
     def subset(self, keep: list[str]) -> ClsSplit:
         """The samples whose id is in ``keep`` (original order)."""
-        wanted = set(keep)
-        idx = [i for i, s in enumerate(self.ids) if s in wanted]
+        idx = id_positions(self.ids, keep)
         return ClsSplit([self.ids[i] for i in idx], self.images[idx], self.labels[idx])
 
     @property

@@ -18,6 +18,12 @@ import numpy as np
 MIN_POSITIVES = 2
 
 
+def id_positions(ids: Sequence[str], keep: Sequence[str]) -> list[int]:
+    """Positions in ``ids`` of the ids in ``keep``, in the order of ``ids``."""
+    wanted = set(keep)
+    return [i for i, s in enumerate(ids) if s in wanted]
+
+
 def _order(n: int, seed: int, labels: np.ndarray | None, min_positives: int) -> tuple[np.ndarray, int]:
     """A seeded ordering of ``n`` studies whose prefixes are the subsets, and the length of its
     guaranteed head (the fewest studies that hold ``min_positives`` positives of every class)."""

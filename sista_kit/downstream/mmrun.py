@@ -86,6 +86,15 @@ def _evaluators(cfg: Any) -> list[Any]:
     return out
 
 
+def _skip_serialisation(cfg: Any) -> None:
+    """Keep the annotations of in-process loaders as Python lists: mmengine pickles them to share
+    memory with loader workers, and its ``gc.collect()`` after each took ~0.3 s per split."""
+    for k in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        loader = cfg.get(k)
+        if loader and not loader.get("num_workers", 0):
+            loader["dataset"].setdefault("serialize_data", False)
+
+
 def _set_resize(cfg: Any, size: int) -> None:
     for ds in _datasets(cfg):
         for t in ds.get("pipeline", []):
@@ -247,7 +256,10 @@ def _set_schedule(cfg: Any, iters: int | None, batch_size: int | None, lr: float
         if iters < 1:
             raise ValueError(f"iters must be >= 1, got {iters}")
         cfg.train_cfg.max_iters = iters
-        cfg.train_cfg.val_interval = iters + 1  # no validation inside short runs; test at the end
+        # A run of a given length is trained, then tested: mmengine would otherwise validate after the
+        # last iteration too (a pass over the val split whose numbers nothing reads).
+        cfg.train_cfg.pop("val_interval", None)
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
         cfg.default_hooks.checkpoint.interval = iters
         for sch in cfg.param_scheduler:
             if sch["type"] == "LinearLR":  # warm-up: at most a tenth of a short run
@@ -310,6 +322,7 @@ def prepare_config(
     _set_data(cfg, task, data_root, fraction, seed, classes)
     _set_schedule(cfg, iters, batch_size, lr)
     _set_runtime(cfg, task, seed, out, resume, progress)
+    _skip_serialisation(cfg)
     return cfg
 
 

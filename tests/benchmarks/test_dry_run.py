@@ -90,3 +90,23 @@ def test_missing_weights_and_folders_are_each_named(tmp_path):
     assert len(problems) == 4
     for (what, _), problem in zip(needs, problems, strict=True):
         assert problem.startswith(what)
+
+
+def test_loc_without_masks_is_refused_before_pretraining(tmp_path):
+    """A folder whose studies have no per-finding masks cannot run ``loc``: the dry run lists it and a
+    real run stops before pretraining, naming the missing field."""
+    import run
+
+    from sista_kit.data import build_synthetic
+
+    root = build_synthetic(tmp_path / "d", 60, seed=0, image_size=32, workers=1, progress=False)
+    manifest = root / "manifest.jsonl"
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    manifest.write_text("".join(json.dumps({**r, "findings_mask": None}) + "\n" for r in rows))
+    problems = check_inputs([("data", str(root))], pretraining=True, tasks=["cls", "loc"])
+    assert problems and all("findings_mask" in p and "--tasks loc" in p for p in problems)
+    assert check_inputs([("data", str(root))], pretraining=True, tasks=["cls"]) == []
+    out = tmp_path / "bench"
+    with pytest.raises(SystemExit, match="findings_mask"):
+        run.main(["--data", str(root), "--tasks", "cls,loc", "--profile", "smoke", "--out", str(out)])
+    assert not (out / "pretrain").exists()

@@ -90,6 +90,33 @@ def test_dataset_from_folder(tmp_path, tokenizer):
         PretrainDataset(root, tokenizer, split="bogus")
 
 
+def test_folder_items_equal_per_sample_items(tmp_path, tokenizer):
+    """Items from the dataset's token table (and, without masks, the image read alone) equal items
+    built from each full sample; the findings mask is read only when masks are asked for."""
+    from sista_kit.data import build_synthetic
+    from sista_kit.data.datasets import pretrain_item
+    from sista_kit.data.folder import read_manifest
+
+    root = build_synthetic(tmp_path / "d", 30, seed=1, image_size=32, workers=1, progress=False)
+    plain = PretrainDataset(root, tokenizer, max_length=40, split=None)
+    masked = PretrainDataset(root, tokenizer, max_length=40, split=None, return_masks=True)
+    assert len(plain) == 30
+    for i in range(len(plain)):
+        want = pretrain_item(plain.sample(i), tokenizer, 40, plain.transform, plain.pad_id)
+        for got in (plain[i], masked[i]):
+            for key, value in want.items():
+                if isinstance(value, torch.Tensor):
+                    assert got[key].dtype == value.dtype and torch.equal(got[key], value), (i, key)
+                else:
+                    assert got[key] == value, (i, key)
+        assert masked[i]["masks"].shape[1:] == (32, 32)
+    for row in read_manifest(root):
+        (root / row["findings_mask"]).unlink()
+    assert plain[0]["image"].shape == (1, 32, 32)
+    with pytest.raises(FileNotFoundError, match="missing file"):
+        masked[0]
+
+
 def test_transform():
     img = (np.arange(64 * 64) % 256).astype(np.uint8).reshape(64, 64)
     x = ImageTransform()(img)

@@ -262,3 +262,18 @@ def test_prepare_config_builds_no_backbone(vit_ckpt, resnet_ckpt, tiny_export, t
         prepare_config(
             "seg", "seg_fpn_vit_synthetic", checkpoint=str(resnet_ckpt), data_root=tiny_export, out=tmp_path
         )
+
+
+def test_short_runs_skip_validation(vit_ckpt, tiny_export, tmp_path) -> None:
+    """A run of a given length trains then tests (no val pass after the last iteration); in-process
+    loaders keep their annotations unserialised."""
+    from sista_kit.downstream.mmrun import prepare_config
+
+    for task in ("seg", "det"):
+        kw = dict(checkpoint=str(vit_ckpt), data_root=tiny_export, out=tmp_path / task, progress=False)
+        short = prepare_config(task, iters=3, **kw)
+        assert short.val_cfg is None and short.val_dataloader is None and short.val_evaluator is None
+        assert short.test_dataloader.dataset.serialize_data is False
+        assert short.train_dataloader.dataset.serialize_data is False
+        full = prepare_config(task, **kw)  # the config's own schedule keeps its validation
+        assert full.val_cfg is not None and full.val_dataloader is not None

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from sista_kit.models import TextBatch, build_model
-from sista_kit.models.clip import _bert_cls_attention, words_from_pieces
+from sista_kit.models.clip import _bert_cls_attention, length_groups, words_from_pieces
 from sista_kit.models.configs import model_config
 
 
@@ -106,6 +106,54 @@ def test_word_padding_does_not_change_outputs(vit_model):
     torch.testing.assert_close(a["text_tokens"], b["text_tokens"][:, :L], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(a["text_attention"], b["text_attention"][:, :L], atol=1e-6, rtol=1e-5)
     assert torch.equal(a["text_mask"], b["text_mask"][:, :L]) and not b["text_mask"][:, L:].any()
+
+
+def _ragged_batch(B: int = 13, T: int = 40, vocab: int = 100) -> TextBatch:
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(5, vocab, (B, T), generator=g)
+    lengths = torch.randint(3, T + 1, (B,), generator=g)
+    lengths[0] = T
+    mask = (torch.arange(T) < lengths[:, None]).long()
+    word_ids = torch.where(mask.bool(), torch.arange(T) // 2, -1)
+    word_ids[:, 0] = -1  # [CLS]
+    ids[~mask.bool()] = 0
+    return TextBatch(ids, mask, word_ids)
+
+
+def test_length_groups_sort_and_cover():
+    mask = (torch.arange(10) < torch.tensor([10, 2, 9, 3, 2, 3, 10, 4])[:, None]).long()
+    groups = length_groups(mask, 4, min_saving=0.0)
+    assert sorted(torch.cat([idx for idx, _ in groups]).tolist()) == list(range(8))
+    assert [t for _, t in groups] == [2, 3, 9, 10]
+    assert all(int(mask[idx].sum(1).max()) == t for idx, t in groups)
+    assert length_groups(mask, 1) is None  # off
+    assert length_groups(torch.ones(8, 10, dtype=torch.long), 4) is None  # nothing to save
+    assert length_groups(mask, 8) is None  # too few rows per group
+
+
+def test_grouped_text_tower_equals_one_padded_batch(vit_model):
+    """Running reports in length groups gives the outputs and gradients of one padded batch."""
+    texts = _ragged_batch()
+    assert length_groups(texts.attention_mask, 3) is not None
+    results = []
+    for groups in (1, 3):
+        vit_model.text_groups = groups
+        vit_model.zero_grad(set_to_none=True)
+        out = vit_model(None, texts)
+        (
+            out["text_features"].sum() + out["text_tokens"].pow(2).mean() + out["text_attention"].sum()
+        ).backward()
+        grads = {n: p.grad.clone() for n, p in vit_model.text.named_parameters() if p.grad is not None}
+        results.append((out, grads))
+    vit_model.text_groups = type(vit_model).text_groups
+    vit_model.zero_grad(set_to_none=True)
+    (a, ga), (b, gb) = results
+    for key in ("text_features", "text_tokens", "text_attention"):
+        torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-5)
+    assert torch.equal(a["text_mask"], b["text_mask"])
+    assert ga.keys() == gb.keys() and ga
+    for name in ga:
+        torch.testing.assert_close(ga[name], gb[name], atol=1e-5, rtol=1e-4, msg=name)
 
 
 def test_words_from_pieces_matches_loop():
