@@ -139,8 +139,9 @@ def task_data_problems(data_root: Path, tasks: list[str]) -> list[str]:
 
     problems = []
     if "loc" in tasks:
+        manifest = read_manifest(data_root)
         for split in ("train", "val", "test"):
-            rows = read_manifest(data_root, split)
+            rows = [r for r in manifest if r["split"] == split]
             without = [str(r.get("id")) for r in rows if not r.get("findings_mask")]
             if without:
                 problems.append(

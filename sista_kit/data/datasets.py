@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .folder import read_image
+from .folder import read_image, row_finding_key
 from .synthetic.export import read_manifest, sample_from_row, write_dataset
-from .synthetic.findings import CLASS_NAMES, finding_key
+from .synthetic.findings import CLASS_NAMES
 from .synthetic.generator import Sample
 from .tokenizer import encode_reports
 from .transforms import ImageTransform
@@ -93,7 +93,7 @@ class PretrainDataset(Dataset):
         else:  # the image only: the findings mask is read when masks are asked for
             row = self.rows[idx]
             image, labels = read_image(self.root / row["image"]), row["labels"]
-            key, sample_id = row.get("finding_key") or finding_key(np.asarray(labels) > 0), row["id"]
+            key, sample_id = row_finding_key(row), row["id"]
         item = {k: v[idx].long() for k, v in self._tokens.items()}
         item.update(
             image=self.transform(image),

@@ -48,6 +48,7 @@ __all__ = [
     "read_image",
     "read_meta",
     "require_dataset_folder",
+    "row_finding_key",
     "sample_from_row",
     "split_assignment",
     "synthetic_folder_name",
@@ -290,6 +291,11 @@ def read_image(path: Path) -> np.ndarray:
         raise OSError(f"cannot read image {path}: {e}") from e
 
 
+def row_finding_key(row: dict) -> str:
+    """A manifest row's finding-set key: the stored one, else derived from its labels."""
+    return row.get("finding_key") or finding_key(np.asarray(row["labels"]) > 0)
+
+
 def sample_from_row(root: str | os.PathLike, row: dict) -> Sample:
     """Load one :class:`Sample` (image and masks from disk) from a manifest row."""
     root = Path(root)
@@ -300,7 +306,7 @@ def sample_from_row(root: str | os.PathLike, row: dict) -> Sample:
         image=read_image(root / row["image"]),
         report=row["report"],
         labels=labels,
-        finding_key=row.get("finding_key") or finding_key(labels > 0),
+        finding_key=row_finding_key(row),
         maskbits=read_image(root / row["findings_mask"]),
         boxes=[(idx[b["finding"]], *b["bbox"]) for b in row["boxes"]],
         spans=[(idx[s["finding"]], s["start"], s["end"]) for s in row["spans"]],

@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from sista_kit.data.folder import SPLITS, read_manifest, read_meta
-from sista_kit.data.synthetic.findings import CLASS_NAMES, finding_key
+from sista_kit.data.folder import SPLITS, read_manifest, read_meta, row_finding_key
+from sista_kit.data.synthetic.findings import CLASS_NAMES
 from sista_kit.data.synthetic.generator import Sample
 from sista_kit.io import write_json_atomic, write_text_atomic
 
@@ -286,7 +286,7 @@ def sample_from_shard(sample: dict) -> tuple[Sample, np.ndarray | None]:
         image=image,
         report=sample["txt"].decode("utf-8") if isinstance(sample["txt"], bytes) else sample["txt"],
         labels=labels,
-        finding_key=row.get("finding_key") or finding_key(labels > 0),
+        finding_key=row_finding_key(row),
         maskbits=np.zeros(image.shape[:2], dtype=np.uint8),
         boxes=[(idx[b["finding"]], *b["bbox"]) for b in row.get("boxes", [])],
         spans=[(idx[x["finding"]], x["start"], x["end"]) for x in row.get("spans", [])],

@@ -227,8 +227,7 @@ def length_groups(mask: Tensor, groups: int, min_saving: float = 0.1) -> list[tu
         return None
     lengths = mask.sum(1)
     order = lengths.argsort(stable=True)
-    chunks = [idx for idx in order.chunk(groups) if idx.numel()]
-    out = [(idx, max(int(lengths[idx].max()), 1)) for idx in chunks]
+    out = [(idx, max(int(lengths[idx].max()), 1)) for idx in order.chunk(groups)]
     padded = sum(idx.numel() * t for idx, t in out)
     if padded > (1.0 - min_saving) * mask.numel():
         return None
