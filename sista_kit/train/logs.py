@@ -3,16 +3,46 @@
 open_clip's ``train_one_epoch`` / ``evaluate`` report every logged value as
 ``tb_writer.add_scalar("train/<name>", value, step)``; :class:`RunLogger` has that method, so the
 loop needs no change to write ``train.csv`` (one row per logged step) and ``val.csv`` (one row per
-evaluation) and to show the loss terms and throughput on the progress bar.
+evaluation) and to show the loss terms and throughput on the progress bar. Under DDP,
+:class:`RankMeanLosses` makes the logged loss terms the mean over all ranks (open_clip logs rank 0's).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunLogger", "read_csv"]
+import torch
+from torch import nn
+
+__all__ = ["RunLogger", "RankMeanLosses", "read_csv"]
+
+
+class RankMeanLosses(nn.Module):
+    """A training loss whose returned terms read as their mean over the process group.
+
+    open_clip logs the loss terms rank 0 computed; a term over each rank's own pairs (STA, MGCA's local
+    terms) is then rank 0's share only. Each term ``x`` is returned as ``x + (mean_r(x) - x)`` with the
+    correction detached: its value is the all-ranks mean, its gradient that of the local ``x``, so
+    training (DDP averages the local gradients) is unchanged. One all-reduce of the terms per step.
+    """
+
+    def __init__(self, loss: nn.Module) -> None:
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, *args: Any, output_dict: bool = False, **kwargs: Any) -> Any:
+        out = self.loss(*args, output_dict=True, **kwargs)
+        names = list(out)
+        dtype = functools.reduce(torch.promote_types, [out[n].dtype for n in names], torch.float32)
+        local = torch.stack([out[n].detach().to(dtype).reshape(()) for n in names])
+        mean = local.clone()
+        torch.distributed.all_reduce(mean)
+        mean /= torch.distributed.get_world_size()
+        terms = {n: out[n] + (mean[i] - local[i]).to(out[n].dtype) for i, n in enumerate(names)}
+        return terms if output_dict else sum(terms.values())
 
 
 class RunLogger:

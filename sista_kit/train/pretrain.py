@@ -40,7 +40,7 @@ from sista_kit.train.data import (
     prepare_dataset_folder,
 )
 from sista_kit.train.heldout import HeldoutRetrieval
-from sista_kit.train.logs import RunLogger
+from sista_kit.train.logs import RankMeanLosses, RunLogger
 from sista_kit.train.state import checkpoint_dirs, resume_point, rng_state, set_rng_state
 
 __all__ = ["pretrain", "build_training_loss", "model_config_for_tokenizer"]
@@ -484,6 +484,7 @@ def pretrain(config: PretrainConfig | dict[str, Any]) -> Path:
                 for key, value in heldout(original).items():
                     logger.add_scalar(f"heldout/{key}", value, epoch)
 
+        logged_loss = RankMeanLosses(loss) if args.distributed else loss  # train.csv: all ranks' mean
         final = resume_from
         if start_epoch == 0:
             log_heldout(0)  # the curve's starting point: the initial weights
@@ -492,7 +493,7 @@ def pretrain(config: PretrainConfig | dict[str, Any]) -> Path:
                 loss.set_epoch(epoch)
             with attention_backend(device, cfg.precision):
                 train_one_epoch(
-                    model, data, loss, epoch, optimizer, scaler, scheduler, None, args, tb_writer=logger
+                    model, data, logged_loss, epoch, optimizer, scaler, scheduler, None, args, logger
                 )
             done = epoch + 1
             if "val" in data or args.distributed:
