@@ -92,8 +92,11 @@ def _text_cfg(hf_config: dict[str, Any], context_length: int, pooler: str) -> di
     }
 
 
-def _cpu_config(vision: str) -> dict[str, Any]:
-    """A CPU-sized config: one grey-scale vision trunk at 128 px and the tiny BERT, 128-d embeddings."""
+def _cpu_config(vision: str, text_layers: int = 2) -> dict[str, Any]:
+    """A CPU-sized config: one grey-scale vision trunk at 128 px and the tiny BERT (``text_layers``
+    layers), 128-d embeddings."""
+    text = _text_cfg(_TINY_BERT, 128, "mean_pooler")
+    text["hf_config"]["num_hidden_layers"] = text_layers
     return {
         "embed_dim": 128,
         "vision_cfg": {
@@ -104,18 +107,20 @@ def _cpu_config(vision: str) -> dict[str, Any]:
             "image_size": 128,
             "in_chans": 1,
         },
-        "text_cfg": _text_cfg(_TINY_BERT, 128, "mean_pooler"),
+        "text_cfg": text,
     }
 
 
-#: Built-in configs. ``sista-tiny`` trains on a laptop CPU, ``sista-mini`` (a narrower vision tower) is
-#: the CPU benchmark's; ``sista-paper`` is the paper scale.
+#: Built-in configs. ``sista-tiny`` trains on a laptop CPU, ``sista-mini`` has a narrower vision tower,
+#: ``sista-micro`` (3 vision blocks, one text layer) is the CPU benchmark's; ``sista-paper`` is the
+#: paper scale.
 #: The tiny towers pool by averaging tokens: trained from scratch for a few epochs, [CLS]-pooled
 #: global embeddings of this size stay collapsed (the contrastive loss sits at log B), mean-pooled
 #: ones do not.
 BUILTIN_CONFIGS: dict[str, dict[str, Any]] = {
     "sista-tiny": _cpu_config("sista_vit_tiny"),
     "sista-mini": _cpu_config("sista_vit_mini"),
+    "sista-micro": _cpu_config("sista_vit_micro", text_layers=1),
     "sista-tiny-resnet": _cpu_config("sista_resnet18"),
     "sista-paper": {
         "embed_dim": 512,
