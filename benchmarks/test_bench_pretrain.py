@@ -164,7 +164,7 @@ def test_bench_pretrain_profile(benchmark, loss_name):
 
 
 @pytest.mark.parametrize("attention", ["training", "default"])
-@pytest.mark.parametrize("model_name", ["sista-tiny", "sista-mini"])
+@pytest.mark.parametrize("model_name", ["sista-tiny", "sista-mini", "sista-micro"])
 def test_bench_pretrain_profile_bf16(benchmark, model_name, attention):
     """The benchmark profile's step: bf16 autocast, CLIP loss, with the attention kernel training uses
     (the math path) or PyTorch's default choice (CPU flash attention)."""

@@ -62,7 +62,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {
         "data": {"num_samples": 240, "image_size": 64, "seed": 0},
         "pretrain": {
-            "model": "sista-mini",
+            "model": "sista-micro",
             "epochs": 1,
             "batch_size": 24,
             "lr": 1e-3,
