@@ -84,8 +84,11 @@ def test_encoder_geometry_matches_the_built_encoder():
         assert encoder_geometry(arch, indices) == (built.out_channels, built.strides)
 
 
-@pytest.mark.parametrize("name, width, heads", [("sista_vit_tiny", 192, 3), ("sista_vit_mini", 128, 2)])
-def test_small_vits_standardise_each_image(name, width, heads):
+@pytest.mark.parametrize(
+    "name, width, heads, depth",
+    [("sista_vit_tiny", 192, 3, 4), ("sista_vit_mini", 128, 2, 4), ("sista_vit_micro", 128, 2, 3)],
+)
+def test_small_vits_standardise_each_image(name, width, heads, depth):
     """The CPU ViTs see each image standardised: a per-image gain and offset change nothing."""
     import timm
     import torch
@@ -93,8 +96,24 @@ def test_small_vits_standardise_each_image(name, width, heads):
     import sista_kit.models.archs  # noqa: F401  (registers the architectures)
 
     trunk = timm.create_model(name, img_size=32, num_classes=0).eval()
-    assert (trunk.embed_dim, trunk.blocks[0].attn.num_heads, len(trunk.blocks)) == (width, heads, 4)
+    assert (trunk.embed_dim, trunk.blocks[0].attn.num_heads, len(trunk.blocks)) == (width, heads, depth)
     x = torch.rand(3, 1, 32, 32)
     gain = torch.tensor([0.5, 2.0, 7.0]).view(3, 1, 1, 1)
     torch.testing.assert_close(trunk(x), trunk(gain * x + 0.3), atol=1e-4, rtol=1e-4)
     assert not torch.allclose(trunk(x), trunk(x.flip(-1)), atol=1e-4)
+
+
+def test_micro_config_is_mini_with_fewer_layers():
+    """``sista-micro``: the width-128 ViT at depth 3 and a one-layer text tower; nothing else differs."""
+    from sista_kit.models.configs import model_config
+
+    mini, micro = model_config("sista-mini"), model_config("sista-micro")
+    assert micro["vision_cfg"]["timm_model_name"] == "sista_vit_micro"
+    assert (
+        mini["text_cfg"]["hf_config"]["num_hidden_layers"],
+        micro["text_cfg"]["hf_config"]["num_hidden_layers"],
+    ) == (2, 1)
+    for cfg in (mini, micro):
+        cfg["vision_cfg"].pop("timm_model_name")
+        cfg["text_cfg"]["hf_config"].pop("num_hidden_layers")
+    assert micro == mini
