@@ -35,6 +35,16 @@ def gather_no_grad(x: Tensor | None) -> Tensor | None:
 
 
 @torch.no_grad()
+def mean_over_ranks(x: Tensor) -> Tensor:
+    """The element-wise mean of ``x`` over the ranks, without gradient (``x`` itself when alone)."""
+    if world_size() == 1:
+        return x
+    total = x.detach().clone()
+    dist.all_reduce(total)
+    return total / world_size()
+
+
+@torch.no_grad()
 def global_mean_factor(mask: Tensor) -> Tensor | float:
     """Rescale a local mean over ``mask`` into this rank's share of the global mean.
 

@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from sista_kit.losses.distributed import mean_over_ranks
+
 __all__ = ["RunLogger", "RankMeanLosses", "read_csv"]
 
 
@@ -38,9 +40,7 @@ class RankMeanLosses(nn.Module):
         names = list(out)
         dtype = functools.reduce(torch.promote_types, [out[n].dtype for n in names], torch.float32)
         local = torch.stack([out[n].detach().to(dtype).reshape(()) for n in names])
-        mean = local.clone()
-        torch.distributed.all_reduce(mean)
-        mean /= torch.distributed.get_world_size()
+        mean = mean_over_ranks(local)
         terms = {n: out[n] + (mean[i] - local[i]).to(out[n].dtype) for i, n in enumerate(names)}
         return terms if output_dict else sum(terms.values())
 
