@@ -133,6 +133,10 @@ _CPU_VIT: dict[str, Any] = dict(
 )
 
 
+#: ``_CPU_VIT`` at width 128 with 2 heads of 64.
+_MINI_VIT: dict[str, Any] = {**_CPU_VIT, "embed_dim": 128, "num_heads": 2}
+
+
 @register_model
 def sista_vit_tiny(pretrained: bool = False, **kwargs: Any) -> VisionTransformer:
     """ViT with patch 8 at 128 px, depth 4, width 192, 3 heads, one input channel (the CPU default).
@@ -149,8 +153,7 @@ def sista_vit_mini(pretrained: bool = False, **kwargs: Any) -> VisionTransformer
     On the embedded data (64 px, 519 steps of batch 64) it reached a higher held-out R@1 than the
     width-192 tower (validation split, 150 pairs: 0.113 against 0.053) in 0.66x the step time.
     """
-    defaults = {**_CPU_VIT, "embed_dim": 128, "num_heads": 2}
-    return _build(VisionTransformer, "sista_vit_mini", pretrained, defaults, **kwargs)
+    return _build(VisionTransformer, "sista_vit_mini", pretrained, _MINI_VIT, **kwargs)
 
 
 @register_model
@@ -162,8 +165,7 @@ def sista_vit_micro(pretrained: bool = False, **kwargs: Any) -> VisionTransforme
     split, 150 pairs) and a last-epoch training InfoNCE of 2.37, against 0.113 and 2.86 for 519 steps of
     ``sista-mini`` in about the same time: these towers are limited by steps, not by capacity.
     """
-    defaults = {**_CPU_VIT, "embed_dim": 128, "num_heads": 2, "depth": 3}
-    return _build(VisionTransformer, "sista_vit_micro", pretrained, defaults, **kwargs)
+    return _build(VisionTransformer, "sista_vit_micro", pretrained, {**_MINI_VIT, "depth": 3}, **kwargs)
 
 
 @register_model
