@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     g.add_argument(
+        "--eval-split",
+        choices=["test", "val"],
+        default="test",
+        help="split to score on (val: to choose a schedule or protocol without looking at test)",
+    )
+    g.add_argument(
         "--cfg-options",
         nargs="*",
         default=[],
@@ -93,7 +99,10 @@ def _options(pairs: Sequence[str]) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one task; prints the metrics as JSON."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.eval_split != "test" and args.task in ("cls", "loc"):
+        parser.error(f"--eval-split is for seg / det; {args.task} scores test (loc chooses its L2 on val)")
     common = dict(
         data_root=args.data_root,
         out=args.out,
@@ -139,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             device=args.device,
             options=_options(args.cfg_options),
             classes=args.classes.split(",") if args.classes else None,
+            eval_split=args.eval_split,
             **common,
         )
     json.dump(metrics, sys.stdout, indent=2, sort_keys=True)

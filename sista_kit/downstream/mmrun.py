@@ -9,6 +9,7 @@ checkpoints in ``out``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os.path as osp
 import time
@@ -35,6 +36,7 @@ DET_KEYS = (
     "coco_bbox_mAP_l",
     "mgca_bbox_mAP",
 )
+EVAL_SPLITS = ("test", "val")
 
 
 def _import_mm(task: str) -> None:
@@ -249,6 +251,18 @@ def _set_data(cfg: Any, task: str, data_root: str | Path | None, fraction: float
         _set_num_classes(cfg.model, len(classes))
 
 
+def _set_eval_split(cfg: Any, split: str) -> None:
+    """Score the run on ``split``: ``"test"`` (the config's test set) or ``"val"`` (its validation set, for
+    choosing a schedule or a protocol without looking at test)."""
+    if split not in EVAL_SPLITS:
+        raise ValueError(f"eval_split must be one of {EVAL_SPLITS}, got {split!r}")
+    if split == "val":
+        if not cfg.get("val_dataloader") or not cfg.get("val_evaluator"):
+            raise ValueError(f"config {cfg.filename} has no val_dataloader / val_evaluator to score on")
+        cfg.test_dataloader = copy.deepcopy(cfg.val_dataloader)
+        cfg.test_evaluator = copy.deepcopy(cfg.val_evaluator)
+
+
 def _set_schedule(cfg: Any, iters: int | None, batch_size: int | None, lr: float | None) -> None:
     """Training length (warm-up and decay follow it), batch size and learning rate."""
     if iters is not None:
@@ -302,6 +316,7 @@ def prepare_config(
     progress: bool = True,
     classes: Sequence[str] | None = None,
     options: dict[str, Any] | None = None,
+    eval_split: str = "test",
 ) -> Any:
     """Build the mmengine Config of a run (see :func:`run_seg` for the arguments).
 
@@ -320,6 +335,7 @@ def prepare_config(
         cfg.merge_from_dict(options)
     _set_backbone(cfg, checkpoint, arch, frozen)
     _set_data(cfg, task, data_root, fraction, seed, classes)
+    _set_eval_split(cfg, eval_split)  # before the schedule, which drops the val loop of a fixed-length run
     _set_schedule(cfg, iters, batch_size, lr)
     _set_runtime(cfg, task, seed, out, resume, progress)
     _skip_serialisation(cfg)
@@ -369,6 +385,7 @@ def run_mm(task: str, config: str | Path | None = None, *, device: str | None = 
         "frozen": bool(cfg.model.backbone.get("frozen", False)),
         "fraction": float(kwargs.get("fraction", 1.0)),
         "seed": int(kwargs.get("seed", 0)),
+        "eval_split": kwargs.get("eval_split", "test"),
         "iters": int(cfg.train_cfg.max_iters),
         "n_train": n_train,
         "empty_predictions": empty,
@@ -400,6 +417,8 @@ def run_seg(
         classes: classes to learn (segmentation: background first, e.g. ``("background", "pneumothorax")``;
             detection: a subset of the COCO categories); default: the config's / all.
         options: extra ``Config.merge_from_dict`` overrides.
+        eval_split: the split the returned metrics are of: ``"test"``, or ``"val"`` to choose a schedule
+            or protocol on the validation split.
     """
     return run_mm("seg", config, checkpoint=str(checkpoint), **kwargs)
 
