@@ -131,3 +131,30 @@ def test_a_second_run_into_the_same_out_is_refused(tmp_path):
                 pass
     with RunLock(tmp_path):  # released: the next run may take it
         pass
+
+
+@pytest.mark.slow
+def test_schedule_choice_scores_the_validation_split(smoke, tmp_path):
+    """choose_schedule trains the profile's heads on the run's checkpoints and scores the val split."""
+    import choose_schedule
+
+    out = tmp_path / "schedule"
+    argv = ["--run", str(smoke), "--out", str(out), "--methods", "random,clip", "--fractions", "0.1"]
+    argv += ["--iters", "1,2", "--jobs", "1"]
+    assert choose_schedule.main(argv) == 0
+    records = json.loads((out / "records.json").read_text())
+    assert {(r["task"], r["method"], r["iters"]) for r in records} == {
+        (t, m, i) for t in ("seg", "det") for m in ("random", "clip") for i in (1, 2)
+    }
+    for metrics in out.glob("units/*/*/*/work/metrics.json"):
+        assert json.loads(metrics.read_text())["eval_split"] == "val"
+    text = (out / "schedule.md").read_text()
+    assert "### seg: validation mDice_fg" in text and "### det: validation mgca_bbox_mAP" in text
+    assert (out / "schedule.png").stat().st_size > 10_000
+    before = (out / "records.json").read_text()
+    assert choose_schedule.main(argv) == 0  # finished units are reused, not rerun
+    assert (out / "records.json").read_text() == before
+    with pytest.raises(SystemExit, match="has no head schedule"):
+        choose_schedule.main([*argv[:4], "--tasks", "cls"])
+    with pytest.raises(SystemExit, match="run_info.json does not exist"):
+        choose_schedule.main(["--run", str(tmp_path / "none"), "--out", str(out)])
