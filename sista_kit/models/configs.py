@@ -92,11 +92,12 @@ def _text_cfg(hf_config: dict[str, Any], context_length: int, pooler: str) -> di
     }
 
 
-def _cpu_config(vision: str, text_layers: int = 2) -> dict[str, Any]:
+def _cpu_config(vision: str, text_layers: int | None = None) -> dict[str, Any]:
     """A CPU-sized config: one grey-scale vision trunk at 128 px and the tiny BERT (``text_layers``
-    layers), 128-d embeddings."""
+    layers; default: its own), 128-d embeddings."""
     text = _text_cfg(_TINY_BERT, 128, "mean_pooler")
-    text["hf_config"]["num_hidden_layers"] = text_layers
+    if text_layers is not None:
+        text["hf_config"]["num_hidden_layers"] = text_layers
     return {
         "embed_dim": 128,
         "vision_cfg": {
