@@ -58,6 +58,7 @@ def _jobs(args, run: Path, info: dict) -> list[tuple]:
     ckpts, arch = checkpoints(run), random_arch(profile, data_root)
     fractions = _csv(args.fractions, float) if args.fractions else info["fractions"]
     seeds = _csv(args.seeds, int) if args.seeds else list(range(info["pretrain_seeds"]))
+    lengths = _csv(args.iters, int)
     jobs = []
     for task in _csv(args.tasks):
         if task not in ("seg", "det"):
@@ -69,9 +70,9 @@ def _jobs(args, run: Path, info: dict) -> list[tuple]:
                     if ckpt is None:
                         raise SystemExit(f"{run} has no finished pretraining of {method} seed {seed}")
                     counts = subset_info(task, fraction, seed, profile, data_root)
-                    for iters in _csv(args.iters, int):
-                        options = transfer_options(task, profile, counts["n_train"], data_root)
-                        options.update(iters=iters, eval_split="val")
+                    base = transfer_options(task, profile, counts["n_train"], data_root)
+                    for iters in lengths:
+                        options = dict(base, iters=iters, eval_split="val")
                         unit = Path(args.out) / "units" / task / method / f"f{fraction:g}-s{seed}-i{iters}"
                         job = (method, task, fraction, seed, seed, ckpt, arch, options, counts)
                         jobs.append((*job, str(data_root), str(unit), info.get("device", "cpu")))
@@ -173,14 +174,15 @@ def main(argv: list[str] | None = None) -> int:
     write_json_atomic(out / "records.json", records, indent=1, default=str)
     estimates = summarise(records)
     command = "python benchmarks/choose_schedule.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    text = table(estimates)
     (out / "schedule.md").write_text(
         f"`{command}`\n\nHeads trained on the benchmark's label subsets and scored on the validation split; "
         f"mean ± 95 % interval over {', '.join(_csv(args.methods))} x their pretraining seeds.\n\n"
-        + table(estimates)
+        + text
         + "\n![schedule](schedule.png)\n"
     )
     plot(estimates, out / "schedule.png")
-    print(table(estimates))
+    print(text)
     return 0
 
 
